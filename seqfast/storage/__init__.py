@@ -1,0 +1,1 @@
+"""Storage: the commit log, the in-memory head, immutable columnar segments and their merging."""

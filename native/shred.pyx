@@ -9,7 +9,20 @@
 # top-level keys.  The first bad line fails the whole batch.
 
 from libc.math cimport isinf
-from libc.stdlib cimport malloc, calloc, realloc, free, strtod
+from libc.stdlib cimport malloc, calloc, realloc, free
+
+cdef extern from "<locale.h>" nogil:
+    ctypedef struct __locale_struct:
+        pass
+    ctypedef __locale_struct* locale_t
+    locale_t newlocale(int mask, const char* locale, locale_t base)
+    int LC_ALL_MASK
+
+cdef extern from "<stdlib.h>" nogil:
+    double strtod_l(const char* text, char** end, locale_t locale)
+
+# JSON numbers use '.', whatever locale the embedding process has set: parse in the C locale.
+cdef locale_t _C_LOCALE = newlocale(LC_ALL_MASK, "C", NULL)
 from libc.string cimport memchr
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
@@ -491,7 +504,7 @@ cdef const unsigned char* _number(Shredder* s, const unsigned char* p, const uns
             return _fail(s, start, ERR_NO_MEMORY, "")
     memcpy(text, start, length)
     text[length] = 0
-    d = strtod(text, &endp)
+    d = strtod_l(text, &endp, _C_LOCALE)
     if text != local:
         free(text)
     if isinf(d):

@@ -23,15 +23,14 @@ def event_id(ts: int, seq: int) -> str:
 
 def parse_event_id(text: str) -> tuple[int, int]:
     """(ts, seq) of an id made by `event_id`; ValueError with a sentence if it is not one."""
+    problem = f"{text!r} is not a seqfast event id (expected 'event-' and 32 hex digits)"
     if len(text) != len(_ID_PREFIX) + 32 or not text.startswith(_ID_PREFIX):
-        raise ValueError(f"{text!r} is not a seqfast event id (expected 'event-' and 32 hex digits)")
+        raise ValueError(problem)
     try:
         ticks = int(text[6:22], 16)
         seq = int(text[22:38], 16)
     except ValueError:
-        raise ValueError(
-            f"{text!r} is not a seqfast event id (expected 'event-' and 32 hex digits)"
-        ) from None
+        raise ValueError(problem) from None
     return ticks - UNIX_EPOCH_DOTNET_TICKS, seq
 
 

@@ -1,0 +1,536 @@
+"""The embedded store: the commit log, the in-memory head and the segments, behind one object.
+
+Write path (`ingest_clef`): shred the CLEF payload into columns (native, GIL released), append
+one commit-log record under a short lock, fsync with group commit (concurrent callers share an
+fsync), then publish the batch in the head.  A batch is acknowledged only after its fsync.
+
+Background: a flusher turns the head into a segment once it is large enough (the commit log is
+then trimmed), and a merger combines neighbouring small segments chosen by the pure
+`MergePolicy`.  Readers see segments and head together; every published structure is replaced,
+never mutated, so a reader takes a snapshot under the lock and reads without it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zstandard
+
+from seqfast.errors import CorruptLog, CorruptSegment, SeqfastError, StoreLocked
+from seqfast.events.clef import DEFAULT_MAX_EVENT_BYTES, encode_events, shred
+from seqfast.storage import batch as batches
+from seqfast.storage.batch import Batch
+from seqfast.storage.ids import parse_event_id
+from seqfast.storage.layout import TEMP_SUFFIX, Layout, fsync_directory, parse_segment_name
+from seqfast.storage.merge_policy import MergePolicy, SegmentSize
+from seqfast.storage.segment import SegmentReader, write_segment
+from seqfast.storage.wal import CommitLog
+
+# The commit-log payload of one batch (native/FORMAT.md, "Batch record payload"):
+# u32 payload version, u64 arrival number of the batch's first event, zstd frame of the CLEF.
+_PAYLOAD_HEADER = struct.Struct("<IQ")
+_PAYLOAD_VERSION = 1
+# The epoch of a store that is not part of a cluster.
+LOCAL_EPOCH = 1
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Settings of an embedded store (each has exactly one home: here)."""
+
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    # The head becomes a segment once it holds this many events...
+    flush_rows: int = 262_144
+    # ...and ingestion waits while this many events are not yet in segments (bounded memory).
+    max_unflushed_rows: int = 1_048_576
+    block_rows: int = 65_536
+    segment_compression_level: int = 3
+    log_compression_level: int = 1
+    merge_policy: MergePolicy = field(default_factory=MergePolicy)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    lo_lsn: int
+    hi_lsn: int
+    path: Path
+    reader: SegmentReader | None  # None when the file failed its checks at open
+    error: CorruptSegment | None
+
+    def open_reader(self) -> SegmentReader:
+        if self.reader is None:
+            assert self.error is not None
+            raise self.error
+        return self.reader
+
+
+@dataclass(frozen=True)
+class _HeadPart:
+    lsn: int
+    batch: Batch
+
+
+class Store:
+    """An open data directory.  Thread-safe; use `seqfast.open` to make one."""
+
+    def __init__(self, path: str | os.PathLike[str], options: StoreOptions | None = None) -> None:
+        self.options = options or StoreOptions()
+        self.layout = Layout(Path(path))
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock_directory(self.layout.lock_file)
+        try:
+            self._open()
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+
+    # -- opening and recovery ------------------------------------------------------------------
+
+    def _open(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._closed = False
+        self._failure: BaseException | None = None
+        self._local = threading.local()
+        self.layout.segments_dir.mkdir(exist_ok=True)
+        self._segments = self._open_segments()
+        covered = max((s.hi_lsn for s in self._segments), default=0)
+        self._log, records = CommitLog.open(self.layout.wal_dir)
+        next_seq = 1 + max(
+            (s.reader.max_seq for s in self._segments if s.reader is not None and s.reader.rows),
+            default=-1,
+        )
+        head: list[_HeadPart] = []
+        for record in records:
+            if record.lsn <= covered:
+                continue  # already in a segment; the log file is trimmed at the next flush
+            batch = self._decode_record(record.payload, record.lsn)
+            head.append(_HeadPart(record.lsn, batch))
+            if batch.n:
+                next_seq = max(next_seq, int(batch.seq[-1]) + 1)
+        self._head: tuple[_HeadPart, ...] = tuple(head)
+        self._flushing: tuple[_HeadPart, ...] = ()
+        self._next_lsn = 1 + max(covered, self._log.last_lsn or 0)
+        self._next_seq = next_seq
+        self._published_lsn = self._next_lsn - 1
+        self._pending: dict[int, Batch] = {}
+        self._worker = threading.Thread(target=self._background, name="seqfast-store", daemon=True)
+        self._worker.start()
+
+    def _open_segments(self) -> list[_Segment]:
+        found: list[tuple[int, int, Path]] = []
+        for entry in self.layout.segments_dir.iterdir():
+            if entry.name.endswith(TEMP_SUFFIX):
+                entry.unlink()  # a segment whose writing was interrupted; its data is in the log
+                continue
+            rng = parse_segment_name(entry.name)
+            if rng is not None:
+                found.append((rng[0], rng[1], entry))
+        found.sort()
+        # A merge publishes its output before deleting its inputs: drop inputs left behind.
+        kept: list[tuple[int, int, Path]] = []
+        for lo, hi, entry in found:
+            if any(klo <= lo and hi <= khi for klo, khi, _ in kept):
+                entry.unlink()
+                continue
+            while kept and lo <= kept[-1][0] and kept[-1][1] <= hi:
+                kept.pop()[2].unlink()
+            if kept and lo <= kept[-1][1]:
+                raise SeqfastError(
+                    f"segments {kept[-1][2].name} and {entry.name} overlap; the data directory "
+                    "was changed by something other than seqfast"
+                )
+            kept.append((lo, hi, entry))
+        segments = []
+        for lo, hi, entry in kept:
+            try:
+                segments.append(_Segment(lo, hi, entry, SegmentReader(entry), None))
+            except CorruptSegment as exc:
+                segments.append(_Segment(lo, hi, entry, None, exc))
+        return segments
+
+    def _decode_record(self, payload: bytes, lsn: int) -> Batch:
+        if len(payload) < _PAYLOAD_HEADER.size:
+            raise CorruptLog(str(self.layout.wal_dir), 0, f"record {lsn} is too short")
+        version, first_seq = _PAYLOAD_HEADER.unpack_from(payload)
+        if version != _PAYLOAD_VERSION:
+            raise CorruptLog(str(self.layout.wal_dir), 0, f"record {lsn} has version {version}")
+        clef = zstandard.ZstdDecompressor().decompress(payload[_PAYLOAD_HEADER.size :])
+        # The batch was accepted under the limits of its day: replay it whatever they are now.
+        batch = shred(clef, max_event_bytes=1 << 62)
+        batch.seq += first_seq
+        return batch
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def ingest_clef(self, payload: bytes) -> int:
+        """Commits newline-delimited CLEF; returns the number of events, once they are durable.
+
+        Raises InvalidEvents (nothing stored) when any line is invalid.
+        """
+        batch = shred(payload, self.options.max_event_bytes)
+        if batch.n == 0:
+            return 0
+        compressor = getattr(self._local, "compressor", None)
+        if compressor is None:
+            compressor = zstandard.ZstdCompressor(level=self.options.log_compression_level)
+            self._local.compressor = compressor
+        frame = compressor.compress(payload)
+        with self._changed:
+            self._check_open()
+            while self._unflushed_rows() >= self.options.max_unflushed_rows:
+                self._changed.wait()  # back-pressure: let the flusher catch up
+                self._check_open()
+            lsn = self._next_lsn
+            first_seq = self._next_seq
+            self._next_lsn += 1
+            self._next_seq += batch.n
+            record = _PAYLOAD_HEADER.pack(_PAYLOAD_VERSION, first_seq) + frame
+            # Appending under the lock keeps the log in lsn order; the fsync happens outside it.
+            token = self._log.append(LOCAL_EPOCH, lsn, record)
+            self._pending[lsn] = batch
+        try:
+            self._log.sync(token)
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        batch.seq += first_seq
+        with self._changed:
+            # Publish in lsn order, so that the head is always a contiguous run of the log.
+            while self._published_lsn + 1 in self._pending:
+                self._published_lsn += 1
+                part = _HeadPart(self._published_lsn, self._pending.pop(self._published_lsn))
+                self._head = (*self._head, part)
+            self._changed.notify_all()
+        return batch.n
+
+    def ingest(self, events: Iterable[Mapping[str, Any]]) -> int:
+        """Commits CLEF-shaped dicts (see `ingest_clef`); line numbers in errors count events."""
+        return self.ingest_clef(encode_events(events))
+
+    def _unflushed_rows(self) -> int:
+        return sum(p.batch.n for p in self._head) + sum(p.batch.n for p in self._flushing)
+
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise SeqfastError(f"the store failed and must be reopened: {self._failure}")
+        if self._closed:
+            raise SeqfastError("the store is closed")
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._changed:
+            if self._failure is None:
+                self._failure = exc
+            self._changed.notify_all()
+
+    # -- background: flush and merge -----------------------------------------------------------
+
+    def _background(self) -> None:
+        try:
+            while True:
+                with self._changed:
+                    while not (
+                        self._closed
+                        or self._failure is not None
+                        or sum(p.batch.n for p in self._head) >= self.options.flush_rows
+                        or self._merge_candidates()
+                    ):
+                        self._changed.wait()
+                    if self._failure is not None:
+                        return
+                    if self._closed:
+                        return
+                    flush = sum(p.batch.n for p in self._head) >= self.options.flush_rows
+                if flush:
+                    self._flush()
+                else:
+                    self._merge_once()
+        except BaseException as exc:  # a failed flush or merge must not go unnoticed
+            self._fail(exc)
+
+    def _flush(self) -> None:
+        with self._changed:
+            parts = self._head
+            if not parts:
+                return
+            self._flushing = parts
+            self._head = ()
+        hi = parts[-1].lsn
+        segment = self._write(parts[0].lsn, hi, [p.batch for p in parts])
+        with self._changed:
+            self._segments = [*self._segments, segment]
+            self._flushing = ()
+            self._changed.notify_all()
+        self._log.discard_through(hi)
+
+    def _write(self, lo: int, hi: int, parts: list[Batch]) -> _Segment:
+        """Writes the events of `parts` (log records lo..hi) as one durable segment."""
+        path = self.layout.segment_path(lo, hi)
+        write_segment(
+            path,
+            batches.sort_by_id(batches.concat(parts)),
+            block_rows=self.options.block_rows,
+            level=self.options.segment_compression_level,
+        )
+        return _Segment(lo, hi, path, SegmentReader(path), None)
+
+    def _merge_candidates(self) -> list[int]:
+        sizes = [
+            SegmentSize(s.lo_lsn, s.hi_lsn, s.reader.rows if s.reader is not None else 1 << 62)
+            for s in self._segments
+        ]
+        return self.options.merge_policy.choose(sizes)
+
+    def _merge_once(self) -> None:
+        with self._changed:
+            chosen = [self._segments[i] for i in self._merge_candidates()]
+        if not chosen:
+            return
+        parts = [s.open_reader().read_all() for s in chosen]
+        segment = self._write(chosen[0].lo_lsn, chosen[-1].hi_lsn, parts)
+        with self._changed:
+            kept = [s for s in self._segments if s not in chosen]
+            self._segments = sorted([*kept, segment], key=lambda s: s.lo_lsn)
+            self._changed.notify_all()
+        for old in chosen:
+            # Readers that took a snapshot before the swap may still be reading the old file:
+            # its reader is not closed here but when the last snapshot lets go of it.
+            old.path.unlink()
+        fsync_directory(self.layout.segments_dir)
+
+    def flush(self) -> None:
+        """Writes everything in the head into a segment now (normally done in the background)."""
+        with self._changed:
+            self._check_open()
+            while self._flushing:
+                self._changed.wait()
+        self._flush()
+
+    def wait_idle(self) -> None:
+        """Returns once no flush or merge is due or running (for tests and benchmarks)."""
+        with self._changed:
+            while (
+                self._failure is None
+                and not self._closed
+                and (
+                    self._flushing
+                    or sum(p.batch.n for p in self._head) >= self.options.flush_rows
+                    or self._merge_candidates()
+                )
+            ):
+                self._changed.wait()
+            self._check_open()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _snapshot(self) -> tuple[list[_Segment], list[Batch]]:
+        with self._lock:
+            head = [p.batch for p in (*self._flushing, *self._head)]
+            return list(self._segments), head
+
+    def events(
+        self,
+        start: str | int | None = None,
+        end: str | int | None = None,
+        after_id: str | None = None,
+        limit: int = 100,
+    ) -> Iterator[dict[str, Any]]:
+        """Events newest first, as CLEF-shaped dicts with `@id`.
+
+        `start` (inclusive) and `end` (exclusive) are timestamps (text, or ticks since 1970);
+        `after_id` continues a listing after the event with that id (older ones follow).
+        """
+        lo_ts = _ticks(start) if start is not None else None
+        hi_ts = _ticks(end) if end is not None else None
+        cursor = parse_event_id(after_id) if after_id is not None else None
+        segments, head = self._snapshot()
+        if limit <= 0:
+            return iter(())
+        # Candidates (ts, seq, source, block, row) from every source, then the newest `limit`.
+        keys_ts: list[np.ndarray] = []
+        keys_seq: list[np.ndarray] = []
+        refs: list[tuple[Any, int, np.ndarray]] = []
+        for seg in segments:
+            reader = seg.open_reader()
+            if reader.rows == 0:
+                continue
+            if lo_ts is not None and reader.max_ts < lo_ts:
+                continue
+            if hi_ts is not None and reader.min_ts >= hi_ts:
+                continue
+            found = 0
+            for block_index in range(len(reader.blocks) - 1, -1, -1):
+                block = reader.blocks[block_index]
+                if lo_ts is not None and block.max_ts < lo_ts:
+                    break  # blocks are in time order: every earlier one is older still
+                if hi_ts is not None and block.min_ts >= hi_ts:
+                    continue
+                if cursor is not None and block.min_ts > cursor[0]:
+                    continue
+                ts, seq = reader.read_ts_seq(block_index)
+                rows = _select(ts, seq, lo_ts, hi_ts, cursor)
+                if rows.size:
+                    rows = rows[-limit:]
+                    keys_ts.append(ts[rows])
+                    keys_seq.append(seq[rows])
+                    refs.append((reader, block_index, rows))
+                    found += rows.size
+                    if found >= limit:
+                        break
+        for batch in head:
+            rows = _select(batch.ts, batch.seq, lo_ts, hi_ts, cursor)
+            if rows.size:
+                keys_ts.append(batch.ts[rows])
+                keys_seq.append(batch.seq[rows])
+                refs.append((batch, -1, rows))
+        if not refs:
+            return iter(())
+        all_ts = np.concatenate(keys_ts)
+        all_seq = np.concatenate(keys_seq)
+        source = np.concatenate([np.full(len(r[2]), i, dtype=np.int64) for i, r in enumerate(refs)])
+        position = np.concatenate([np.arange(len(r[2])) for r in refs])
+        order = np.lexsort((all_seq, all_ts))[::-1][:limit]
+        results: list[tuple[int, int, dict[str, Any]]] = []
+        for ref_index in np.unique(source[order]):
+            picked = order[source[order] == ref_index]
+            owner, block_index, rows = refs[ref_index]
+            rows = rows[position[picked]]
+            if block_index < 0:
+                data = batches.take(owner, rows)
+            else:
+                data = batches.take(owner.read_block(block_index), rows)
+            for ts_value, seq_value, event in zip(
+                data.ts.tolist(), data.seq.tolist(), batches.to_events(data), strict=True
+            ):
+                results.append((ts_value, seq_value, event))
+        results.sort(key=lambda r: (r[0], r[1]), reverse=True)
+        return iter([r[2] for r in results])
+
+    def get(self, event_id: str) -> dict[str, Any] | None:
+        """The event with this id, or None."""
+        ts, seq = parse_event_id(event_id)
+        segments, head = self._snapshot()
+        for batch in head:
+            rows = np.flatnonzero((batch.seq == seq) & (batch.ts == ts))
+            if rows.size:
+                return batches.to_events(batches.take(batch, rows[:1]))[0]
+        unreadable: CorruptSegment | None = None
+        for seg in segments:
+            if seg.reader is None:
+                unreadable = unreadable or seg.error
+                continue
+            reader = seg.reader
+            if not reader.rows or not (reader.min_seq <= seq <= reader.max_seq):
+                continue
+            for block_index, block in enumerate(reader.blocks):
+                if not (block.min_ts <= ts <= block.max_ts):
+                    continue
+                block_ts, block_seq = reader.read_ts_seq(block_index)
+                rows = np.flatnonzero((block_seq == seq) & (block_ts == ts))
+                if rows.size:
+                    data = batches.take(reader.read_block(block_index), rows[:1])
+                    return batches.to_events(data)[0]
+        if unreadable is not None:
+            raise unreadable
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        """Events, segments, bytes on disk (segments and commit log) and bytes per event."""
+        segments, head = self._snapshot()
+        segment_rows = sum(s.reader.rows for s in segments if s.reader is not None)
+        head_rows = sum(b.n for b in head)
+        segment_bytes = sum(s.path.stat().st_size for s in segments if s.path.exists())
+        log_bytes = self._log.size_bytes
+        events = segment_rows + head_rows
+        total = segment_bytes + log_bytes
+        return {
+            "events": events,
+            "segments": len(segments),
+            "corrupt_segments": [str(s.path) for s in segments if s.reader is None],
+            "head_events": head_rows,
+            "segment_bytes": segment_bytes,
+            "log_bytes": log_bytes,
+            "bytes_on_disk": total,
+            "bytes_per_event": total / events if events else 0.0,
+        }
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flushes the head into a segment, stops the background work and releases the lock."""
+        with self._changed:
+            if self._closed:
+                return
+            self._closed = True
+            self._changed.notify_all()
+        self._worker.join()
+        try:
+            if self._failure is None and self._head:
+                self._flush()
+        finally:
+            self._log.close()
+            for seg in self._segments:
+                if seg.reader is not None:
+                    seg.reader.close()
+            os.close(self._lock_fd)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _select(
+    ts: np.ndarray,
+    seq: np.ndarray,
+    lo_ts: int | None,
+    hi_ts: int | None,
+    cursor: tuple[int, int] | None,
+) -> np.ndarray:
+    """Row numbers (ascending) of the rows inside the range and strictly before the cursor."""
+    mask = np.ones(len(ts), dtype=bool)
+    if lo_ts is not None:
+        mask &= ts >= lo_ts
+    if hi_ts is not None:
+        mask &= ts < hi_ts
+    if cursor is not None:
+        c_ts, c_seq = cursor
+        mask &= (ts < c_ts) | ((ts == c_ts) & (seq < c_seq))
+    return np.flatnonzero(mask)
+
+
+def _ticks(value: str | int) -> int:
+    if isinstance(value, int):
+        return value
+    from seqfast._native import parse_timestamp_text
+
+    ticks = parse_timestamp_text(value)
+    if ticks is None:
+        raise ValueError(f"{value!r} is not a valid timestamp")
+    return int(ticks)
+
+
+def _lock_directory(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreLocked(
+            f"the data directory {path.parent} is in use by another process"
+        ) from None
+    return fd
+
+
+def open(path: str | os.PathLike[str], **options: Any) -> Store:
+    """Opens (creating if needed) the store in directory `path`; see StoreOptions for options."""
+    return Store(path, StoreOptions(**options))

@@ -315,6 +315,16 @@ def format_report(report: Result) -> str:
             f"{_fmt(r['events_per_cpu_second'], ',.0f')} | {_fmt(r['bytes_per_event'], '.1f')} | "
             f"{_fmt(r['peak_rss_mb'], ',.0f')} |"
         )
+        if r is sf and r.get("end_to_end_seconds"):
+            # The same runs, timed until close() has written every event into segments.
+            e2e = r["end_to_end_seconds"]
+            cpu = r.get("cpu_seconds_incl_close")
+            lines.append(
+                f"| {r['label']}, until all in segments | {r.get('runs', 1)} | {e2e:.2f} | "
+                f"{r['events'] / e2e:,.0f} | {r['file_bytes'] / e2e / 1e6:.1f} | "
+                f"{_fmt(r['events'] / cpu if cpu else None, ',.0f')} | "
+                f"{_fmt(r['bytes_per_event'], '.1f')} | {_fmt(r['peak_rss_mb'], ',.0f')} |"
+            )
     lines.append("")
     for a in report.get("anchors", []):
         extra = ""

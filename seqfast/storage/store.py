@@ -50,7 +50,7 @@ class StoreOptions:
     # The head becomes a segment once it holds this many events...
     flush_rows: int = 262_144
     # ...and ingestion waits while this many events are not yet in segments (bounded memory).
-    max_unflushed_rows: int = 1_048_576
+    max_unflushed_rows: int = 393_216
     block_rows: int = 65_536
     segment_compression_level: int = 3
     log_compression_level: int = 1

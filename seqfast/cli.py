@@ -7,6 +7,7 @@ with exit status 1 and one sentence on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import BinaryIO
 
 import orjson
 
+from seqfast.config import add_arguments, config_from_args
 from seqfast.errors import SeqfastError
+from seqfast.meta.apikey_cli import add_parser as add_apikey_parser
 from seqfast.storage.store import Store
 from seqfast.storage.store import open as open_store
 
@@ -87,7 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     stats = with_data(sub.add_parser("stats", help="events, segments and bytes on disk"))
     stats.set_defaults(run=_stats)
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve the Seq-compatible HTTP API",
+        description="Serve the Seq-compatible HTTP API.  Every setting also comes from a "
+        "SEQFAST_* environment variable or a TOML file (--config); the command line wins.",
+    )
+    add_arguments(serve)
+    serve.set_defaults(run=_serve)
+
+    add_apikey_parser(sub)
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from seqfast.server import run
+
+    return run(config_from_args(args, os.environ))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,12 +37,13 @@ def shred(data: bytes, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Batch:
     return batch
 
 
-def _dumps(event: Mapping[str, Any]) -> bytes:
+def dumps_json(value: Any) -> bytes:
+    """Compact JSON of a value, exact for integers of any size."""
     try:
-        return orjson.dumps(event)
+        return orjson.dumps(value)
     except TypeError:
         # orjson refuses integers beyond 64 bits; the standard library keeps them exact.
-        return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def encode_events(events: Iterable[Mapping[str, Any]]) -> bytes:
@@ -53,7 +54,7 @@ def encode_events(events: Iterable[Mapping[str, Any]]) -> bytes:
         if not isinstance(event, Mapping):
             raise InvalidEvents(number, "not a JSON object")
         try:
-            lines.append(_dumps(event))
+            lines.append(dumps_json(event))
         except (TypeError, ValueError) as exc:
             raise InvalidEvents(number, f"cannot be written as JSON: {exc}") from None
     lines.append(b"")

@@ -25,6 +25,7 @@ import numpy as np
 import zstandard
 
 from seqfast.errors import CorruptLog, CorruptSegment, SeqfastError, StoreLocked
+from seqfast.events.apply import KeySettings, apply
 from seqfast.events.clef import DEFAULT_MAX_EVENT_BYTES, encode_events, shred
 from seqfast.storage import batch as batches
 from seqfast.storage.batch import Batch
@@ -35,9 +36,12 @@ from seqfast.storage.segment import SegmentReader, write_segment
 from seqfast.storage.wal import CommitLog
 
 # The commit-log payload of one batch (native/FORMAT.md, "Batch record payload"):
-# u32 payload version, u64 arrival number of the batch's first event, zstd frame of the CLEF.
+# u32 payload version, u64 arrival number of the batch's first event, [version 2: u32 length and
+# the JSON of the key settings applied to the batch], zstd frame of the CLEF.
 _PAYLOAD_HEADER = struct.Struct("<IQ")
-_PAYLOAD_VERSION = 1
+_SETTINGS_LENGTH = struct.Struct("<I")
+_PLAIN_PAYLOAD = 1
+_SETTINGS_PAYLOAD = 2
 # The epoch of a store that is not part of a cluster.
 LOCAL_EPOCH = 1
 
@@ -161,22 +165,33 @@ class Store:
         if len(payload) < _PAYLOAD_HEADER.size:
             raise CorruptLog(str(self.layout.wal_dir), 0, f"record {lsn} is too short")
         version, first_seq = _PAYLOAD_HEADER.unpack_from(payload)
-        if version != _PAYLOAD_VERSION:
+        offset = _PAYLOAD_HEADER.size
+        settings = KeySettings()
+        if version == _SETTINGS_PAYLOAD:
+            (length,) = _SETTINGS_LENGTH.unpack_from(payload, offset)
+            offset += _SETTINGS_LENGTH.size
+            settings = KeySettings.from_json(payload[offset : offset + length])
+            offset += length
+        elif version != _PLAIN_PAYLOAD:
             raise CorruptLog(str(self.layout.wal_dir), 0, f"record {lsn} has version {version}")
-        clef = zstandard.ZstdDecompressor().decompress(payload[_PAYLOAD_HEADER.size :])
+        clef = zstandard.ZstdDecompressor().decompress(payload[offset:])
         # The batch was accepted under the limits of its day: replay it whatever they are now.
-        batch = shred(clef, max_event_bytes=1 << 62)
+        batch = apply(shred(clef, max_event_bytes=1 << 62), settings)
         batch.seq += first_seq
         return batch
 
     # -- writing -------------------------------------------------------------------------------
 
-    def ingest_clef(self, payload: bytes) -> int:
-        """Commits newline-delimited CLEF; returns the number of events, once they are durable.
+    def ingest_clef(self, payload: bytes, settings: KeySettings | None = None) -> int:
+        """Commits newline-delimited CLEF; returns the number of events stored, once durable.
 
-        Raises InvalidEvents (nothing stored) when any line is invalid.
+        Raises InvalidEvents (nothing stored) when any line is invalid.  `settings` (an API
+        key's minimum level and applied properties) are applied to the batch, and recorded with
+        it in the commit log so that recovery applies them again.
         """
         batch = shred(payload, self.options.max_event_bytes)
+        if settings:
+            batch = apply(batch, settings)
         if batch.n == 0:
             return 0
         compressor = getattr(self._local, "compressor", None)
@@ -193,7 +208,18 @@ class Store:
             first_seq = self._next_seq
             self._next_lsn += 1
             self._next_seq += batch.n
-            record = _PAYLOAD_HEADER.pack(_PAYLOAD_VERSION, first_seq) + frame
+            if settings:
+                encoded = settings.to_json()
+                record = b"".join(
+                    (
+                        _PAYLOAD_HEADER.pack(_SETTINGS_PAYLOAD, first_seq),
+                        _SETTINGS_LENGTH.pack(len(encoded)),
+                        encoded,
+                        frame,
+                    )
+                )
+            else:
+                record = _PAYLOAD_HEADER.pack(_PLAIN_PAYLOAD, first_seq) + frame
             # Appending under the lock keeps the log in lsn order; the fsync happens outside it.
             token = self._log.append(LOCAL_EPOCH, lsn, record)
             self._pending[lsn] = batch

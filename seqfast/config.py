@@ -30,7 +30,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -104,10 +104,7 @@ def parse_size(raw: object) -> int:
             raise _Invalid(
                 "must be a size such as 10MiB or 1048576 (units B, KiB, MiB, GiB, KB, MB…)"
             )
-        try:
-            number, unit = Decimal(match[1]), match[2].lower()
-        except InvalidOperation:  # pragma: no cover - the pattern only admits decimals
-            raise _Invalid("must be a size such as 10MiB or 1048576") from None
+        number, unit = Decimal(match[1]), match[2].lower()  # the pattern admits only decimals
     if number < 0:
         raise _Invalid("must not be negative")
     return int(number * _SIZE_UNITS[unit])  # fractions of a byte are dropped
@@ -251,7 +248,9 @@ class Config:
     direct construction checks only the rules that tie settings together."""
 
     # _setting returns dataclasses.field(...), so the default is not a shared call result.
-    data: Path = _setting(Path("./seqfast-data"), "data directory", _path, "DIR")  # noqa: RUF009
+    data: Path = _setting(  # noqa: RUF009
+        Path("./seqfast-data"), "data directory", _path, "DIR", shown="./seqfast-data"
+    )
     listen: str = _setting(
         "127.0.0.1:5341", "address to serve HTTP on (port 0: any free port)", _listen, "HOST:PORT"
     )

@@ -412,6 +412,18 @@ def test_settings_table_has_a_row_per_setting() -> None:
     assert "`10 MiB`" in table[5]
     assert "`--require-api-key` / `--no-require-api-key`" in table[4]
     assert "`sqlite:///<data>/metadata.sqlite`" in settings_table_markdown()
+    assert "`./seqfast-data`" in table[2]
+
+
+def test_readme_settings_table_is_the_generated_one() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start, end = "<!-- settings-table -->", "<!-- /settings-table -->"
+    assert start in readme and end in readme, "README.md lost its settings-table markers"
+    shown = readme.split(start, 1)[1].split(end, 1)[0]
+    assert shown.strip() == settings_table_markdown().strip(), (
+        "README.md's settings table is stale: replace it with "
+        "`python -c 'from seqfast.config import settings_table_markdown as t; print(t())'`"
+    )
 
 
 # -- argparse ----------------------------------------------------------------------------------

@@ -232,6 +232,8 @@ def test_authenticate(database: Database) -> None:
         token + "x",
         token.upper(),
         "x" * 10_000,
+        "tökén",
+        "\udc80",  # a lone surrogate: not even encodable as UTF-8
     ):
         assert keys.authenticate(not_a_key) is None, not_a_key
 

@@ -31,4 +31,21 @@ ensure_postgres() {
 }
 ensure_postgres
 
+# Node.js: the API tests send events with the npm package seq-logging (tests/api/node), as a
+# Node.js application would.  Install Node.js with apt-get when it is missing, then the packages
+# exactly as locked.  Without Node.js that test fails and says why; the rest of the suite runs.
+ensure_node_deps() {
+    if ! { command -v node && command -v npm; } >/dev/null && command -v apt-get >/dev/null; then
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; } \
+            >/dev/null || echo "ci/test.sh: could not install Node.js with apt-get" >&2
+    fi
+    if command -v node >/dev/null && command -v npm >/dev/null; then
+        npm ci --prefix tests/api/node --no-audit --no-fund --loglevel=error \
+            || echo "ci/test.sh: npm ci in tests/api/node failed" >&2
+    else
+        echo "ci/test.sh: Node.js (node and npm) is not available" >&2
+    fi
+}
+ensure_node_deps
+
 exec "$VENV/bin/python" -m pytest "$@"

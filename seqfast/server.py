@@ -36,6 +36,7 @@ async def serve(config: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED) 
     )
     engine = await trio.to_thread.run_sync(open_metadata, config.metadata_url)
     keys = ApiKeys(engine)
+    handlers: dict[int, Any] = {}
     try:
         ingestion = Ingestion(
             store,
@@ -75,6 +76,10 @@ async def serve(config: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED) 
             config.listen_port, host=config.listen_host or None
         )
         bound = listeners[0].socket.getsockname()
+        # Signals after the first must not cut the shutdown short, closing the store included;
+        # the receiver below restores the handlers it found when it closes, so make those
+        # "ignore" until the store is closed (then the originals come back).
+        handlers = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGTERM, signal.SIGINT)}
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as background:
                 background.start_soon(ingestion.watch_disk)
@@ -119,6 +124,8 @@ async def serve(config: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED) 
             await trio.to_thread.run_sync(keys.flush_metrics)
             engine.dispose()
         log("Information", "Stopped; the store is closed")
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 async def _flush_metrics_periodically(keys: ApiKeys, period: float = 30.0) -> None:

@@ -69,6 +69,11 @@ class Request:
 
     async def read_body(self, limit: int) -> bytes | None:
         """The whole body, or None when it is longer than `limit` bytes (reading stops there)."""
+        if self._conn.they_are_waiting_for_100_continue:
+            # `Expect: 100-continue` (curl sends it with bodies over 1 MiB): the client holds
+            # the body back until told to go on, or for a second or so.
+            go_on = h11.InformationalResponse(status_code=100, headers=[])
+            await self._stream.send_all(self._conn.send(go_on))
         parts: list[bytes] = []
         size = 0
         while True:
@@ -189,6 +194,12 @@ class HttpServer:
             await self._send_simple(conn, stream, status, reason)
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             return
+        except Exception as exc:
+            # A fault met by one request must not take the whole server down (an exception
+            # leaving this handler would end the listener's nursery): log it, answer 500 if
+            # nothing of a response went out yet, and drop the connection.
+            self.log("Error", "Connection failed: {Error}", Error=repr(exc))
+            await self._send_simple(conn, stream, 500, "internal error")
         finally:
             with trio.move_on_after(1) as cleanup:
                 cleanup.shield = True
@@ -204,13 +215,17 @@ class HttpServer:
     ) -> Request | None:
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
             conn.start_next_cycle()
-        if not first and not conn.trailing_data[0]:
-            # An idle keep-alive connection: wait for the next request's first bytes (or a
-            # drain, or the keep-alive timeout), without the header deadline running yet.
+        head_deadline = trio.current_time() + self.limits.header_timeout
+        if not conn.trailing_data[0]:
+            # Nothing of a request yet (a new connection, or an idle keep-alive one): wait for
+            # its first bytes where a drain can end the wait, so that a silent connection does
+            # not hold up a shutdown.  A new connection's head deadline runs from its start; an
+            # idle keep-alive connection waits up to the keep-alive timeout first.
             data: bytes | bytearray = b""
-            with trio.CancelScope(
-                deadline=trio.current_time() + self.limits.keepalive_timeout
-            ) as idle:
+            idle_deadline = (
+                head_deadline if first else trio.current_time() + self.limits.keepalive_timeout
+            )
+            with trio.CancelScope(deadline=idle_deadline) as idle:
                 self._idle.add(idle)
                 try:
                     data = await stream.receive_some(RECEIVE_BYTES)
@@ -219,7 +234,9 @@ class HttpServer:
             if not data:
                 return None
             conn.receive_data(bytes(data))
-        with trio.move_on_after(self.limits.header_timeout) as deadline:
+            if not first:
+                head_deadline = trio.current_time() + self.limits.header_timeout
+        with trio.CancelScope(deadline=head_deadline) as deadline:
             event = await _next_event(conn, stream, math.inf, "head")
         if deadline.cancelled_caught:
             raise _Timeout("head")
@@ -227,6 +244,17 @@ class HttpServer:
             return None
         if not isinstance(event, h11.Request):  # pragma: no cover - h11 guarantees a Request
             raise h11.RemoteProtocolError("expected a request")
+        # h11 limits only a head that is still incomplete; one that arrived whole in a single
+        # read is measured here (as sent, give or take optional whitespace).
+        size = len(event.method) + len(event.target) + 13  # "M T HTTP/1.1\r\n"
+        size += sum(len(name) + len(value) + 4 for name, value in event.headers) + 2
+        if size > self.limits.max_header_bytes:
+            raise h11.RemoteProtocolError("the request head is too large", 431)
+        names = {name for name, _ in event.headers}
+        if b"transfer-encoding" in names and b"content-length" in names:
+            # Framed two ways: a request-smuggling attempt through a proxy, or a broken client.
+            # RFC 9112 §6.1: reject it, or answer and close; h11 would keep the connection.
+            raise h11.RemoteProtocolError("both Transfer-Encoding and Content-Length", 400)
         target = event.target.decode("latin-1")
         path, _, query = target.partition("?")
         return Request(
@@ -257,11 +285,16 @@ class HttpServer:
         if not request._body_done and conn.their_state is h11.SEND_BODY:
             # An unread body: drain a little of it, else close rather than read it all.
             keep = False
-        await self._send(conn, stream, response, keep)
+        await self._send(conn, stream, response, keep, head=request.method == "HEAD")
         return keep and conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
     async def _send(
-        self, conn: h11.Connection, stream: trio.abc.Stream, response: Response, keep: bool
+        self,
+        conn: h11.Connection,
+        stream: trio.abc.Stream,
+        response: Response,
+        keep: bool,
+        head: bool = False,
     ) -> None:
         headers = [
             (b"content-type", response.content_type.encode()),
@@ -276,7 +309,8 @@ class HttpServer:
                 status_code=response.status, headers=headers, reason=_reason(response.status)
             )
         )
-        body = conn.send(h11.Data(data=response.body)) if response.body else b""
+        # A response to HEAD is headers only: h11 refuses body bytes for it.
+        body = conn.send(h11.Data(data=response.body)) if response.body and not head else b""
         end = conn.send(h11.EndOfMessage())
         await stream.send_all(b"".join(x for x in (data, body, end) if x))
 
@@ -358,7 +392,7 @@ async def asgi_bridge(app: AsgiApp, request: Request, server: HttpServer) -> Non
             )
         elif message["type"] == "http.response.body":
             chunk = message.get("body", b"")
-            if chunk:
+            if chunk and request.method != "HEAD":  # headers only for HEAD
                 await stream.send_all(conn.send(h11.Data(data=chunk)))
             if not message.get("more_body", False):
                 await stream.send_all(conn.send(h11.EndOfMessage()))
@@ -374,7 +408,13 @@ async def asgi_bridge(app: AsgiApp, request: Request, server: HttpServer) -> Non
             Error=repr(exc),
         )
         if not started:
-            await server._send(conn, stream, error_response(500, "internal error"), keep=False)
+            await server._send(
+                conn,
+                stream,
+                error_response(500, "internal error"),
+                keep=False,
+                head=request.method == "HEAD",
+            )
         raise h11.RemoteProtocolError("closing after an application error") from None
     if conn.our_state is not h11.DONE:
         raise trio.ClosedResourceError("the application did not finish its response")

@@ -129,23 +129,28 @@ class Ingestion:
             return self._unavailable("free disk space is below the reserve; retry later")
         if self.queued_bytes + (declared or 0) > self.limits.queue_limit_bytes:
             return self._unavailable("the server is busy; retry later")
-        body = await request.read_body(self.limits.payload_limit_bytes)
-        if body is None:
-            self.keys.record(key_id, 0, 0, rejected=True)
-            return _too_large(self.limits.payload_limit_bytes)
-        if declared is None and self.queued_bytes + len(body) > self.limits.queue_limit_bytes:
-            return self._unavailable("the server is busy; retry later")
-        settings = KeySettings(
-            minimum_level=key.minimum_level if key else None,
-            properties=dict(key.applied_properties) if key else {},
-        )
-        self.queued_bytes += len(body)
+        # The declared size is reserved before the body is read, so that bodies still arriving
+        # count against the queue too: many connections admitted at once cannot overshoot it.
+        reserved = declared or 0
+        self.queued_bytes += reserved
         try:
+            body = await request.read_body(self.limits.payload_limit_bytes)
+            if body is None:
+                self.keys.record(key_id, 0, 0, rejected=True)
+                return _too_large(self.limits.payload_limit_bytes)
+            if declared is None and self.queued_bytes + len(body) > self.limits.queue_limit_bytes:
+                return self._unavailable("the server is busy; retry later")
+            self.queued_bytes += len(body) - reserved
+            reserved = len(body)
+            settings = KeySettings(
+                minimum_level=key.minimum_level if key else None,
+                properties=dict(key.applied_properties) if key else {},
+            )
             response, events = await trio.to_thread.run_sync(
                 self._commit, request, body, settings, limiter=self.workers
             )
         finally:
-            self.queued_bytes -= len(body)
+            self.queued_bytes -= reserved
         self.keys.record(key_id, events, len(body), rejected=response.status >= 400)
         if response.status == 201 and key is not None:
             response = json_response(201, {"MinimumLevelAccepted": key.minimum_level})
@@ -185,7 +190,11 @@ class Ingestion:
     def _commit_otlp(
         self, logs: bool, data: bytes, content_type: str, settings: KeySettings
     ) -> tuple[Response, int]:
-        if content_type not in ("application/x-protobuf", "application/json"):
+        if content_type not in (
+            "application/x-protobuf",
+            "application/protobuf",
+            "application/json",
+        ):
             raise UnsupportedMedia(
                 f"OTLP bodies must be application/x-protobuf or application/json, not "
                 f"{content_type or 'unspecified'}"

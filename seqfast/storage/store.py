@@ -16,7 +16,7 @@ import fcntl
 import os
 import struct
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,8 +126,24 @@ class Store:
         self._next_seq = next_seq
         self._published_lsn = self._next_lsn - 1
         self._pending: dict[int, Batch] = {}
-        self._worker = threading.Thread(target=self._background, name="seqfast-store", daemon=True)
-        self._worker.start()
+        # Flushing and merging on threads of their own: a long merge never holds up a flush, so
+        # it never makes ingestion wait on back-pressure.
+        self._workers = [
+            threading.Thread(
+                target=self._background,
+                args=(self._flush_due, self._flush),
+                name="seqfast-flush",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._background,
+                args=(self._merge_candidates, self._merge_once),
+                name="seqfast-merge",
+                daemon=True,
+            ),
+        ]
+        for worker in self._workers:
+            worker.start()
 
     def _open_segments(self) -> list[_Segment]:
         found: list[tuple[int, int, Path]] = []
@@ -259,28 +275,21 @@ class Store:
 
     # -- background: flush and merge -----------------------------------------------------------
 
-    def _background(self) -> None:
+    def _background(self, due: Callable[[], object], work: Callable[[], None]) -> None:
+        """Runs `work` whenever `due()` says so (checked under the lock), until close."""
         try:
             while True:
                 with self._changed:
-                    while not (
-                        self._closed
-                        or self._failure is not None
-                        or sum(p.batch.n for p in self._head) >= self.options.flush_rows
-                        or self._merge_candidates()
-                    ):
+                    while not (self._closed or self._failure is not None or due()):
                         self._changed.wait()
-                    if self._failure is not None:
+                    if self._closed or self._failure is not None:
                         return
-                    if self._closed:
-                        return
-                    flush = sum(p.batch.n for p in self._head) >= self.options.flush_rows
-                if flush:
-                    self._flush()
-                else:
-                    self._merge_once()
+                work()
         except BaseException as exc:  # a failed flush or merge must not go unnoticed
             self._fail(exc)
+
+    def _flush_due(self) -> bool:
+        return sum(p.batch.n for p in self._head) >= self.options.flush_rows
 
     def _flush(self) -> None:
         with self._changed:
@@ -346,11 +355,7 @@ class Store:
             while (
                 self._failure is None
                 and not self._closed
-                and (
-                    self._flushing
-                    or sum(p.batch.n for p in self._head) >= self.options.flush_rows
-                    or self._merge_candidates()
-                )
+                and (self._flushing or self._flush_due() or self._merge_candidates())
             ):
                 self._changed.wait()
             self._check_open()
@@ -497,7 +502,8 @@ class Store:
                 return
             self._closed = True
             self._changed.notify_all()
-        self._worker.join()
+        for worker in self._workers:
+            worker.join()
         try:
             if self._failure is None and self._head:
                 self._flush()

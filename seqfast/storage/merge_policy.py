@@ -24,8 +24,12 @@ class SegmentSize:
 @dataclass(frozen=True)
 class MergePolicy:
     fan_in: int = 8
-    base_rows: int = 65_536
-    max_rows: int = 4_194_304
+    base_rows: int = 32_768
+    # A merge decodes its inputs whole, so its memory grows with its output (about 2 KB per row
+    # of realistic events): merging stops at the size of a regular flush, which is large enough
+    # for whole compression blocks.  What gets merged is small segments (from `close`, or a
+    # flush of a quiet head).
+    max_rows: int = 262_144
 
     def tier(self, rows: int) -> int:
         if rows <= self.base_rows:

@@ -89,7 +89,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
@@ -416,6 +416,22 @@ class _Writer:
         if not self.first_problem:
             self.first_problem = f"{self.noun} {self.number} {reason}"
 
+    def each(
+        self, items: Iterable[Any], suffix: Callable[..., bytes], *context: Any
+    ) -> Iterator[tuple[bytes, Any]]:
+        """Numbers the records of one resource and scope and yields each with the context
+        suffix `suffix(*context)`; when that context is unusable, rejects them all instead."""
+        try:
+            members = suffix(*context)
+        except _Rejected as exc:
+            for _ in items:
+                self.number += 1
+                self.reject(f"has a resource or scope that {exc.reason}")
+            return
+        for item in items:
+            self.number += 1
+            yield members, item
+
     def add(self, event: dict[str, Any], suffix: bytes) -> None:
         """Write `event` with the pre-serialised `"@ra":…,"@sa":…` members `suffix`."""
         line = orjson.dumps(event)
@@ -520,15 +536,9 @@ def _pb_logs(body: bytes, writer: _Writer) -> None:
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
             records = scope_logs.log_records
-            try:
-                suffix = _pb_suffix(resource_logs.resource, scope_logs.scope)
-            except _Rejected as exc:
-                for _ in records:
-                    writer.number += 1
-                    writer.reject(f"has a resource or scope that {exc.reason}")
-                continue
-            for record in records:
-                writer.number += 1
+            for suffix, record in writer.each(
+                records, _pb_suffix, resource_logs.resource, scope_logs.scope
+            ):
                 try:
                     body_value: tuple[int, Any] | None = None
                     if record.HasField("body"):
@@ -566,15 +576,9 @@ def _pb_traces(body: bytes, writer: _Writer) -> None:
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             spans = scope_spans.spans
-            try:
-                suffix = _pb_suffix(resource_spans.resource, scope_spans.scope)
-            except _Rejected as exc:
-                for _ in spans:
-                    writer.number += 1
-                    writer.reject(f"has a resource or scope that {exc.reason}")
-                continue
-            for span in spans:
-                writer.number += 1
+            for suffix, span in writer.each(
+                spans, _pb_suffix, resource_spans.resource, scope_spans.scope
+            ):
                 try:
                     event = _span_event(
                         span.start_time_unix_nano,
@@ -861,15 +865,7 @@ def _j_logs(body: bytes, writer: _Writer) -> None:
     for resource_logs in _j_objects(_j_load(body), "resourceLogs", "resource_logs"):
         for scope_logs in _j_objects(resource_logs, "scopeLogs", "scope_logs"):
             records = _j_objects(scope_logs, "logRecords", "log_records")
-            try:
-                suffix = _j_suffix(resource_logs, scope_logs)
-            except _Rejected as exc:
-                for _ in records:
-                    writer.number += 1
-                    writer.reject(f"has a resource or scope that {exc.reason}")
-                continue
-            for record in records:
-                writer.number += 1
+            for suffix, record in writer.each(records, _j_suffix, resource_logs, scope_logs):
                 try:
                     event = _log_event(
                         _j_uint(record, "timeUnixNano", "time_unix_nano"),
@@ -894,15 +890,7 @@ def _j_traces(body: bytes, writer: _Writer) -> None:
     for resource_spans in _j_objects(_j_load(body), "resourceSpans", "resource_spans"):
         for scope_spans in _j_objects(resource_spans, "scopeSpans", "scope_spans"):
             spans = _j_objects(scope_spans, "spans", "spans")
-            try:
-                suffix = _j_suffix(resource_spans, scope_spans)
-            except _Rejected as exc:
-                for _ in spans:
-                    writer.number += 1
-                    writer.reject(f"has a resource or scope that {exc.reason}")
-                continue
-            for span in spans:
-                writer.number += 1
+            for suffix, span in writer.each(spans, _j_suffix, resource_spans, scope_spans):
                 try:
                     status = _j_object(span.get("status"), "status")
                     event = _span_event(

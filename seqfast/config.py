@@ -290,6 +290,12 @@ class Config:
     max_header_bytes: int = _setting(
         16 * KiB, "largest request line and headers together", _size_at_least(KiB), "SIZE"
     )
+    max_connections: int = _setting(
+        1024,
+        "open connections served at once; more are answered 503 and closed",
+        _int_between(1, 1_000_000),
+        "N",
+    )
     ingest_threads: int = _setting(
         2, "threads that decode and store ingested batches", _int_between(1, 256), "N"
     )

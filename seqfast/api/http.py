@@ -35,6 +35,8 @@ class Limits:
     keepalive_timeout: float = 75.0
     body_timeout: float = 30.0
     max_header_bytes: int = 16 * 1024
+    max_connections: int = 1024
+    retry_after_seconds: int = 2
 
 
 @dataclass
@@ -158,6 +160,7 @@ class HttpServer:
         self.server_header = server_header.encode()
         self.draining = False
         self._idle: set[trio.CancelScope] = set()
+        self.open_connections = 0
 
     def drain(self) -> None:
         """Stop reusing connections: idle ones close now, busy ones after their response."""
@@ -166,6 +169,31 @@ class HttpServer:
             scope.cancel()
 
     async def serve_connection(self, stream: trio.SocketStream) -> None:
+        # Each connection costs a task and buffers: past the cap, refuse at once (a bounded
+        # amount of work) rather than let a flood of connections grow memory without bound.
+        self.open_connections += 1
+        try:
+            if self.open_connections > self.limits.max_connections:
+                await self._refuse(stream)
+                return
+            await self._serve_connection(stream)
+        finally:
+            self.open_connections -= 1
+
+    async def _refuse(self, stream: trio.SocketStream) -> None:
+        body = orjson.dumps({"Error": "too many open connections; retry later"})
+        head = (
+            f"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nretry-after: {self.limits.retry_after_seconds}"
+            "\r\nconnection: close\r\n\r\n"
+        ).encode()
+        with trio.move_on_after(2), contextlib.suppress(trio.BrokenResourceError, OSError):
+            await stream.send_all(head + body)
+        with trio.move_on_after(1) as cleanup:
+            cleanup.shield = True
+            await stream.aclose()
+
+    async def _serve_connection(self, stream: trio.SocketStream) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
         client = _address(stream, "getpeername")
         server = _address(stream, "getsockname")

@@ -809,3 +809,23 @@ def test_many_idle_connections_do_not_block_others(serve: ServerFactory) -> None
         for sock in idle:
             sock.close()
     assert_only_good_stored(server, ["after"])
+
+
+def test_connections_past_the_cap_are_refused_with_503(serve: ServerFactory) -> None:
+    server = serve("--max-connections", "2")
+    held = [socket.create_connection((server.host, server.port), timeout=10) for _ in range(2)]
+    try:
+        time.sleep(0.3)  # let the server accept both
+        refused = one_response(
+            raw_exchange(server, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
+        )
+        assert refused.status == 503
+        assert refused.headers["retry-after"] == "2"
+        assert "too many open connections" in refused.json()["Error"]
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.3)  # the freed places are counted down when the server sees the closes
+    response = requests.post(f"{server.url}/ingest/clef", data=good_batch("after"), timeout=10)
+    assert response.status_code == 201
+    assert_only_good_stored(server, ["after"])

@@ -287,6 +287,9 @@ class Config:
     body_timeout_seconds: float = _setting(
         30.0, "longest time without progress while reading a body", _positive_seconds, "SECONDS"
     )
+    body_total_timeout_seconds: float = _setting(
+        120.0, "longest time to receive a whole request body", _positive_seconds, "SECONDS"
+    )
     max_header_bytes: int = _setting(
         16 * KiB, "largest request line and headers together", _size_at_least(KiB), "SIZE"
     )

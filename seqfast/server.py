@@ -68,6 +68,7 @@ async def serve(config: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED) 
                 header_timeout=config.header_timeout_seconds,
                 keepalive_timeout=config.keepalive_timeout_seconds,
                 body_timeout=config.body_timeout_seconds,
+                body_total_timeout=config.body_total_timeout_seconds,
                 max_header_bytes=config.max_header_bytes,
                 max_connections=config.max_connections,
                 retry_after_seconds=config.retry_after_seconds,

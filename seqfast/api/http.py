@@ -8,7 +8,9 @@ through `asgi_bridge`, so the rest of the API keeps Starlette's routing and resp
 
 Timeouts are explicit: the request head must arrive within `header_timeout` (a client that
 trickles headers is cut off), an idle keep-alive connection is closed after `keepalive_timeout`,
-and a body must make progress at least every `body_timeout`.  Heads are limited to
+and a body must make progress at least every `body_timeout` and arrive whole within
+`body_total_timeout` (so a client dripping a byte at a time cannot hold a connection and a
+queue reservation for ever).  Heads are limited to
 `max_header_bytes` (431 beyond it).
 """
 
@@ -34,6 +36,7 @@ class Limits:
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
     body_timeout: float = 30.0
+    body_total_timeout: float = 120.0
     max_header_bytes: int = 16 * 1024
     max_connections: int = 1024
     retry_after_seconds: int = 2
@@ -78,8 +81,12 @@ class Request:
             await self._stream.send_all(self._conn.send(go_on))
         parts: list[bytes] = []
         size = 0
+        deadline = trio.current_time() + self._limits.body_total_timeout
         while True:
-            event = await _next_event(self._conn, self._stream, self._limits.body_timeout, "body")
+            gap = min(self._limits.body_timeout, deadline - trio.current_time())
+            if gap <= 0:
+                raise _Timeout("body")
+            event = await _next_event(self._conn, self._stream, gap, "body")
             if isinstance(event, h11.Data):
                 size += len(event.data)
                 if size > limit:

@@ -428,6 +428,31 @@ def test_stalled_body_gets_408(serve: ServerFactory) -> None:
     assert_only_good_stored(server, ["after"])
 
 
+def test_dripping_body_gets_408_at_the_total_deadline(serve: ServerFactory) -> None:
+    """A byte every 0.2 s never trips the no-progress timeout, but the whole body must still
+    arrive within the total deadline."""
+    server = serve("--body-timeout-seconds", "1", "--body-total-timeout-seconds", "1.5")
+    body = good_batch("never")
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(
+            head("/api/events/raw", {"Content-Type": CLEF_TYPE, "Content-Length": str(len(body))})
+        )
+        answered = b""
+        for byte in body[:-1]:
+            sock.sendall(bytes([byte]))
+            readable, _, _ = select.select([sock], [], [], 0.2)
+            if readable:
+                answered = read_until_closed(sock, 5)
+                break
+        elapsed = time.monotonic() - started
+    message = assert_error(one_response(answered), 408)
+    assert "time" in message
+    assert 1.3 <= elapsed <= 5, f"answered after {elapsed:.2f} s"
+    assert_healthy(server, "after")
+    assert_only_good_stored(server, ["after"])
+
+
 def test_header_over_limit_gets_431(serve: ServerFactory) -> None:
     server = serve("--max-header-bytes", "4KiB")
     big = head(

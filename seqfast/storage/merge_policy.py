@@ -25,10 +25,11 @@ class SegmentSize:
 class MergePolicy:
     fan_in: int = 8
     base_rows: int = 32_768
-    # A merge decodes its inputs whole, so its memory grows with its output (about 2 KB per row
-    # of realistic events): merging stops at the size of a regular flush, which is large enough
-    # for whole compression blocks.  What gets merged is small segments (from `close`, or a
-    # flush of a quiet head).
+    # Merges stream block by block (seqfast.storage.merge): their memory is one decoded block
+    # per input, not their size.  Even so, merging flushed segments (262k rows) eight at a time
+    # raised a sustained ingest's peak RSS from about 0.9 to 1.8 GB and costs a rewrite of every
+    # event, so for now only segments smaller than a flush are merged (from `close`, or a flush
+    # of a quiet head); see bench/RESULTS.md, "HTTP ingestion".
     max_rows: int = 262_144
 
     def tier(self, rows: int) -> int:

@@ -26,7 +26,7 @@ import os
 import struct
 import sys
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
@@ -47,6 +47,7 @@ from seqfast.storage.batch import (
     Batch,
     Column,
     Int64Array,
+    absent_column,
     concat,
     empty_batch,
     is_sorted_by_id,
@@ -162,7 +163,9 @@ def write_segment(
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
-            _SegmentWriter(f, batch, block_rows, level).write()
+            writer = _SegmentWriter(f, batch.columns, block_rows, level)
+            writer.add(batch)
+            writer.finish()
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -171,6 +174,47 @@ def write_segment(
         raise
     fsync_directory(path.parent)
     return _segment_meta(path, batch, path.stat().st_size)
+
+
+def write_segment_stream(
+    path: Path,
+    names: Iterable[str],
+    chunks: Iterable[Batch],
+    *,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    level: int = 3,
+) -> SegmentMeta:
+    """Writes the rows of `chunks`, one after the other, as the segment file `path`, holding
+    only one chunk at a time: each chunk is sorted, follows the previous one in (ts, seq)
+    order, and all but the last are whole numbers of blocks.  `names` are all the columns
+    that any chunk may have.  Atomic and durable like `write_segment`."""
+    path = Path(path)
+    if block_rows < 1:
+        raise ValueError(f"block_rows must be positive, not {block_rows}")
+    tmp = path.with_name(path.name + ".tmp")
+    last: tuple[int, int] | None = None
+    try:
+        with open(tmp, "wb") as f:
+            writer = _SegmentWriter(f, names, block_rows, level)
+            for chunk in chunks:
+                if chunk.n == 0:
+                    continue
+                _check_batch(chunk)
+                first = (int(chunk.ts[0]), int(chunk.seq[0]))
+                if last is not None and first <= last:
+                    raise ValueError("the chunks are not in (ts, seq) order")
+                last = (int(chunk.ts[-1]), int(chunk.seq[-1]))
+                writer.add(chunk)
+            writer.finish()
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
+    with SegmentReader(path) as reader:
+        return reader.meta
 
 
 def _segment_meta(path: Path, batch: Batch, size: int) -> SegmentMeta:
@@ -254,40 +298,62 @@ class _StreamSink:
 
 
 class _SegmentWriter:
-    def __init__(self, f: BinaryIO, batch: Batch, block_rows: int, level: int) -> None:
+    """Writes a segment block by block: `add` sorted batches (every one but the last a whole
+    number of blocks, so that only the last block is short), then `finish`.  Memory is what one
+    `add` holds: a merge can stream its output through here."""
+
+    def __init__(self, f: BinaryIO, names: Iterable[str], block_rows: int, level: int) -> None:
         self._f = f
-        self._batch = batch
         self._block_rows = block_rows
         self._sink = _StreamSink(f, level)
-        self._names = sorted(batch.columns)
-        # Where each block's values start in each column's nums and strings.
-        self._starts = [_value_starts(batch.columns[name], block_rows) for name in self._names]
-
-    def write(self) -> None:
-        batch = self._batch
+        self._names = sorted(names)
+        self._blocks: list[dict[str, Any]] = []
+        self._rows = 0
         self._f.write(HEADER.pack(MAGIC, FORMAT_VERSION, _RESERVED))
-        blocks = [
-            self._block(number, start, min(start + self._block_rows, batch.n))
-            for number, start in enumerate(range(0, batch.n, self._block_rows))
-        ]
-        ranges = _segment_meta(Path(), batch, 0)  # min/max ts and seq
+
+    def add(self, batch: Batch) -> None:
+        if self._blocks and self._blocks[-1]["rows"] < self._block_rows:
+            raise ValueError("only the last batch added may end in a short block")
+        unknown = set(batch.columns).difference(self._names)
+        if unknown:
+            raise ValueError(f"columns {sorted(unknown)} are not among the segment's columns")
+        columns = {name: batch.columns.get(name) or absent_column(batch.n) for name in self._names}
+        # Where each block's values start in each column's nums and strings.
+        starts = [_value_starts(columns[name], self._block_rows) for name in self._names]
+        for number, start in enumerate(range(0, batch.n, self._block_rows)):
+            stop = min(start + self._block_rows, batch.n)
+            block = self._block(batch, columns, starts, number, start, stop)
+            block["row_start"] = self._rows + start
+            self._blocks.append(block)
+        self._rows += batch.n
+
+    def finish(self) -> None:
+        blocks = self._blocks
         self._sink.finish(
             {
                 "format_version": FORMAT_VERSION,
                 "block_rows": self._block_rows,
-                "rows": batch.n,
-                "min_ts": ranges.min_ts,
-                "max_ts": ranges.max_ts,
-                "min_seq": ranges.min_seq,
-                "max_seq": ranges.max_seq,
+                "rows": self._rows,
+                "min_ts": blocks[0]["min_ts"] if blocks else 0,
+                "max_ts": blocks[-1]["max_ts"] if blocks else 0,
+                "min_seq": min((b["min_seq"] for b in blocks), default=0),
+                "max_seq": max((b["max_seq"] for b in blocks), default=0),
                 "columns": self._names,
                 "blocks": blocks,
             }
         )
 
-    def _block(self, number: int, start: int, stop: int) -> dict[str, Any]:
-        ts = np.ascontiguousarray(self._batch.ts[start:stop])
-        seq = np.ascontiguousarray(self._batch.seq[start:stop])
+    def _block(
+        self,
+        batch: Batch,
+        columns: Mapping[str, Column],
+        starts: list[list[tuple[int, int]]],
+        number: int,
+        start: int,
+        stop: int,
+    ) -> dict[str, Any]:
+        ts = np.ascontiguousarray(batch.ts[start:stop])
+        seq = np.ascontiguousarray(batch.seq[start:stop])
         sink = self._sink
         ts_base, ts_deltas = _native.delta_encode(ts)
         seq_base, seq_deltas = _native.zigzag_delta_encode(seq)
@@ -308,19 +374,18 @@ class _SegmentWriter:
             },
         }
         blooms: list[tuple[dict[str, Any], bytes]] = []
-        columns = []
-        for name, starts in zip(self._names, self._starts, strict=True):
-            col = self._batch.columns[name]
+        encoded = []
+        for name, col_starts in zip(self._names, starts, strict=True):
             entry, bloom = _encode_column(
-                sink, col, start, stop, starts[number], starts[number + 1]
+                sink, columns[name], start, stop, col_starts[number], col_starts[number + 1]
             )
-            columns.append(entry)
+            encoded.append(entry)
             if bloom is not None:
                 blooms.append((entry, bloom))
         # Blooms go after the block's data, so reading columns reads one contiguous run.
         for entry, bits in blooms:
             entry["bloom"]["stream"] = sink.put(bits, compress=False)
-        block["columns"] = columns
+        block["columns"] = encoded
         return block
 
 

@@ -31,6 +31,7 @@ from seqfast.storage import batch as batches
 from seqfast.storage.batch import Batch
 from seqfast.storage.ids import parse_event_id
 from seqfast.storage.layout import TEMP_SUFFIX, Layout, fsync_directory, parse_segment_name
+from seqfast.storage.merge import merge_segments
 from seqfast.storage.merge_policy import MergePolicy, SegmentSize
 from seqfast.storage.segment import SegmentReader, write_segment
 from seqfast.storage.wal import CommitLog
@@ -329,8 +330,16 @@ class Store:
             chosen = [self._segments[i] for i in self._merge_candidates()]
         if not chosen:
             return
-        parts = [s.open_reader().read_all() for s in chosen]
-        segment = self._write(chosen[0].lo_lsn, chosen[-1].hi_lsn, parts)
+        lo, hi = chosen[0].lo_lsn, chosen[-1].hi_lsn
+        path = self.layout.segment_path(lo, hi)
+        # Block by block: the merge holds one block of each input, whatever their sizes.
+        merge_segments(
+            [s.open_reader() for s in chosen],
+            path,
+            block_rows=self.options.block_rows,
+            level=self.options.segment_compression_level,
+        )
+        segment = _Segment(lo, hi, path, SegmentReader(path), None)
         with self._changed:
             kept = [s for s in self._segments if s not in chosen]
             self._segments = sorted([*kept, segment], key=lambda s: s.lo_lsn)

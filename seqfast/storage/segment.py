@@ -156,24 +156,8 @@ def write_segment(
     Raises:
         ValueError: the batch is not sorted or its arrays do not have the documented shapes.
     """
-    path = Path(path)
-    if block_rows < 1:
-        raise ValueError(f"block_rows must be positive, not {block_rows}")
     _check_batch(batch)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            writer = _SegmentWriter(f, batch.columns, block_rows, level)
-            writer.add(batch)
-            writer.finish()
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
-    return _segment_meta(path, batch, path.stat().st_size)
+    return write_segment_stream(path, batch.columns, [batch], block_rows=block_rows, level=level)
 
 
 def write_segment_stream(

@@ -5,8 +5,12 @@
 #   ci/bench.sh [ARGS...]            end-to-end ingest benchmark: bench/ingest.py ARGS
 #   ci/bench.sh ingest [ARGS...]     the same
 #   ci/bench.sh anchors FILE [ARGS]  load a CLEF file into chDB and DuckDB: bench/anchors.py
+#   ci/bench.sh query [ARGS...]      end-to-end query benchmark against chDB and DuckDB:
+#                                    bench/query.py ARGS (--quick: 1M events only)
 #   ci/bench.sh corpus N [SEED ...]  generate a corpus: bench/corpus.py
 #   ci/bench.sh micro [ARGS...]      pytest-benchmark micro-benchmarks under bench/ (pytest ARGS)
+#   ci/bench.sh failover [ARGS...]   cluster failover after SIGKILL/SIGTERM: bench/failover.py
+#                                    (needs PostgreSQL on 127.0.0.1:5432, database `test`)
 #
 # Examples: ci/bench.sh --events 100000 --repeat 1;  ci/bench.sh --json bench/.data/ingest.json
 set -euo pipefail
@@ -23,7 +27,7 @@ fi
 
 cmd=ingest
 case "${1:-}" in
-    ingest|anchors|corpus|micro) cmd=$1; shift ;;
+    ingest|anchors|corpus|query|micro|failover) cmd=$1; shift ;;
 esac
 
 case "$cmd" in

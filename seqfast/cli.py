@@ -15,9 +15,12 @@ from typing import BinaryIO
 
 import orjson
 
+from seqfast.cluster.cli import add_parsers as add_cluster_parsers
 from seqfast.config import add_arguments, config_from_args
 from seqfast.errors import SeqfastError
 from seqfast.meta.apikey_cli import add_parser as add_apikey_parser
+from seqfast.meta.signal_cli import add_parsers as add_signal_parsers
+from seqfast.query_cli import add_parsers as add_query_parsers
 from seqfast.storage.store import Store
 from seqfast.storage.store import open as open_store
 
@@ -101,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     add_apikey_parser(sub)
+    add_signal_parsers(sub)
+    add_query_parsers(sub)
+    add_cluster_parsers(sub)
     return parser
 
 

@@ -32,10 +32,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from seqfast.errors import SeqfastError
 from seqfast.events import levels
+
+if TYPE_CHECKING:
+    from seqfast.cluster.timing import Timing
 
 ENV_PREFIX: Final = "SEQFAST_"
 CONFIG_FILE_VARIABLE: Final = "SEQFAST_CONFIG"
@@ -208,6 +211,44 @@ def _database_url(raw: object) -> str:
     return raw.strip()
 
 
+_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_ADVERTISE_RE: Final = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:\d{1,5})?")
+TIMING_PROFILES: Final = ("default", "test")
+
+
+def _name(raw: object) -> str:
+    """A cluster name or node id: 1 to 128 letters, digits, '.', '_' or '-'."""
+    if isinstance(raw, str) and _NAME_RE.fullmatch(raw.strip()):
+        return raw.strip()
+    raise _Invalid(
+        "must be 1 to 128 letters, digits, '.', '_' or '-', starting with one of the first two"
+    )
+
+
+def _optional_name(raw: object) -> str:
+    if isinstance(raw, str) and not raw.strip():
+        return ""
+    return _name(raw)
+
+
+def _advertise(raw: object) -> str:
+    """The URL other nodes reach this one at: http(s)://HOST[:PORT], no path."""
+    if isinstance(raw, str):
+        url = raw.strip().rstrip("/")
+        if not url:
+            return ""
+        match = _ADVERTISE_RE.fullmatch(url)
+        if match and (match[2] is None or int(match[2][1:]) <= 65535):
+            return url
+    raise _Invalid("must be a URL such as http://10.0.0.5:5341 (scheme, host and port only)")
+
+
+def _timing_profile(raw: object) -> str:
+    if isinstance(raw, str) and raw.strip().lower() in TIMING_PROFILES:
+        return raw.strip().lower()
+    raise _Invalid(f"must be one of {', '.join(TIMING_PROFILES)}")
+
+
 def _level(raw: object) -> str:
     name = levels.canonical(raw) if isinstance(raw, str) else None
     if name is None:
@@ -302,6 +343,12 @@ class Config:
     ingest_threads: int = _setting(
         2, "threads that decode and store ingested batches", _int_between(1, 256), "N"
     )
+    query_cache_mb: int = _setting(
+        512,
+        "memory (MiB) for decoded block columns kept for queries; 0 turns the cache off",
+        _int_between(0, 1 << 20),
+        "MB",
+    )
     metadata_db: str = _setting(
         "",
         "SQLAlchemy URL of the metadata database (API keys, leases)",
@@ -309,6 +356,52 @@ class Config:
         "URL",
         shown="sqlite:///<data>/metadata.sqlite",
         secret=True,
+    )
+    cluster_db: str = _setting(
+        "",
+        "SQLAlchemy URL of the database the nodes of a cluster share (leader lease, membership)",
+        _database_url,
+        "URL",
+        shown="sqlite:///<data>/cluster.sqlite",
+        secret=True,
+    )
+    cluster_name: str = _setting(
+        "default", "the cluster's name in that database (several may share one)", _name, "NAME"
+    )
+    node_id: str = _setting(
+        "",
+        "this node's id in the cluster",
+        _optional_name,
+        "ID",
+        shown="generated once, kept in <data>/node-id",
+    )
+    advertise: str = _setting(
+        "",
+        "the URL other nodes and clients reach this node at",
+        _advertise,
+        "URL",
+        shown="http://<listen address>",
+    )
+    timing_profile: str = _setting(
+        "default",
+        "lease timing: default (15 s lease, failover within about 20 s) or test (about 5 s)",
+        _timing_profile,
+        "NAME",
+    )
+    retention_interval_seconds: float = _setting(
+        600.0, "how often retention policies are applied", _positive_seconds, "SECONDS"
+    )
+    query_timeout_seconds: float = _setting(
+        60.0,
+        "longest time a search or query may run (503 beyond)",
+        _positive_seconds,
+        "SECONDS",
+    )
+    tail_buffer_events: int = _setting(
+        100_000,
+        "events waiting for a live-tail client; a client further behind is disconnected",
+        _int_between(1, 10_000_000),
+        "N",
     )
     log_level: str = _setting("Information", "the server's own log level", _level, "LEVEL")
 
@@ -334,6 +427,21 @@ class Config:
         if self.metadata_db:
             return self.metadata_db
         return f"sqlite:///{(self.data / 'metadata.sqlite').absolute()}"
+
+    @property
+    def cluster_url(self) -> str:
+        """The cluster database: `cluster_db`, or a SQLite file in the data directory (a
+        cluster of one node, run by the same code)."""
+        if self.cluster_db:
+            return self.cluster_db
+        return f"sqlite:///{(self.data / 'cluster.sqlite').absolute()}"
+
+    @property
+    def timing(self) -> Timing:
+        """The lease timing of `timing_profile`."""
+        from seqfast.cluster import timing
+
+        return timing.TEST if self.timing_profile == "test" else timing.DEFAULT
 
     @property
     def python_log_level(self) -> int:

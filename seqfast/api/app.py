@@ -6,17 +6,18 @@ They are served through `seqfast.api.http.asgi_bridge` on the same port as inges
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 import seqfast
 from seqfast.api.ingest import Ingestion, api_key_of
+from seqfast.api.query_routes import SignalResolver, no_signals, query_routes
 from seqfast.events import levels
 from seqfast.meta.apikeys import ApiKeys
 
@@ -30,6 +31,11 @@ def build_app(
     keys: ApiKeys,
     require_api_key: bool,
     healthy: Callable[[], tuple[bool, str]],
+    extra_routes: Sequence[BaseRoute] = (),
+    *,
+    resolve_signals: SignalResolver = no_signals,
+    query_timeout_seconds: float | None = None,
+    tail_buffer_events: int = 100_000,
 ) -> Starlette:
     def authorise(request: Request, permission: str) -> JSONResponse | None:
         """None when the caller may act; otherwise the error response.
@@ -63,6 +69,9 @@ def build_app(
                     "OtlpTraces": "ingest/otlp/v1/traces",
                     "ApiKeys": "api/apikeys",
                     "Health": "health",
+                    "EventsQuery": "api/events",
+                    "EventsStream": "api/events/stream",
+                    "Data": "api/data",
                 },
             }
         )
@@ -126,6 +135,14 @@ def build_app(
             Route("/api/apikeys", create_key, methods=["POST"]),
             Route("/api/apikeys/{id}", get_key, methods=["GET"]),
             Route("/api/apikeys/{id}", remove_key, methods=["DELETE"]),
+            *query_routes(
+                ingestion.store,
+                authorise,
+                resolve_signals=resolve_signals,
+                timeout_seconds=query_timeout_seconds,
+                tail_buffer_events=tail_buffer_events,
+            ),
+            *extra_routes,
         ],
         exception_handlers={404: not_found},
     )

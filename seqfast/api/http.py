@@ -4,7 +4,9 @@ Measured here, hypercorn + Starlette moves about 125 MB/s of request body on one
 on trio with large reads about 380 MB/s; ingestion needs well over 150 MB/s, so every request
 comes through this server.  Ingestion endpoints are answered by a plain async handler with the
 body read in large pieces; every other request is handed to an ASGI application (Starlette)
-through `asgi_bridge`, so the rest of the API keeps Starlette's routing and responses.
+through `asgi_bridge`, so the rest of the API keeps Starlette's routing and responses.  A
+request asking for `Upgrade: websocket` leaves HTTP: `websocket_bridge` runs it through the same
+ASGI application as a WebSocket, and the connection closes when that ends.
 
 Timeouts are explicit: the request head must arrive within `header_timeout` (a client that
 trickles headers is cut off), an idle keep-alive connection is closed after `keepalive_timeout`,
@@ -18,15 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import h11
 import orjson
 import trio
+
+from seqfast.api import websocket_bridge
 
 RECEIVE_BYTES = 1 << 20
 
@@ -98,6 +102,33 @@ class Request:
             else:  # pragma: no cover - h11 yields only Data/EndOfMessage here
                 raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} in a body")
 
+    async def body_chunks(self) -> AsyncIterator[bytes]:
+        """The body piece by piece as it arrives (for streaming it on), under the same
+        timeouts as `read_body`; ends after the last piece."""
+        if self._body_done:
+            return
+        if self._conn.they_are_waiting_for_100_continue:
+            go_on = h11.InformationalResponse(status_code=100, headers=[])
+            await self._stream.send_all(self._conn.send(go_on))
+        deadline = trio.current_time() + self._limits.body_total_timeout
+        while True:
+            gap = min(self._limits.body_timeout, deadline - trio.current_time())
+            if gap <= 0:
+                raise _Timeout("body")
+            event = await _next_event(self._conn, self._stream, gap, "body")
+            if isinstance(event, h11.Data):
+                yield bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                self._body_done = True
+                return
+            else:  # pragma: no cover - h11 yields only Data/EndOfMessage here
+                raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} in a body")
+
+    @property
+    def body_done(self) -> bool:
+        """True once the whole body has been read (always, for a request without one)."""
+        return self._body_done or self._conn.their_state is not h11.SEND_BODY
+
 
 @dataclass
 class Response:
@@ -127,6 +158,24 @@ AsgiApp = Callable[
     ],
     Awaitable[None],
 ]
+
+
+class Forwarding(Protocol):
+    """Sends requests this node does not serve itself on to the node that does (a follower's
+    API and ingestion go to the leader)."""
+
+    def wants(self, request: Request) -> bool:
+        """True when `request` is not to be served here (cheap: asked of every request)."""
+        ...
+
+    async def forward(self, request: Request, server: HttpServer) -> Response | None:
+        """Answers `request` elsewhere; None once the response is written, or the response
+        to send when it cannot be forwarded."""
+        ...
+
+
+class _ConnectionTaken(Exception):
+    """The connection left HTTP (it became a WebSocket, now over): close it."""
 
 
 class _Timeout(Exception):
@@ -159,9 +208,11 @@ class HttpServer:
         limits: Limits,
         log: Callable[..., None],
         server_header: str = "seqfast",
+        forwarding: Forwarding | None = None,
     ) -> None:
         self.handler = handler
         self.app = app
+        self.forwarding = forwarding
         self.limits = limits
         self.log = log
         self.server_header = server_header.encode()
@@ -229,6 +280,8 @@ class HttpServer:
             await self._send_simple(conn, stream, status, reason)
         except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionError):
             return
+        except _ConnectionTaken:
+            return  # a WebSocket ran on it and is over
         except Exception as exc:
             # A fault met by one request must not take the whole server down (an exception
             # leaving this handler would end the listener's nursery): log it, answer 500 if
@@ -306,6 +359,11 @@ class HttpServer:
         )
 
     async def _respond(self, request: Request) -> Response | None:
+        if self.forwarding is not None and self.forwarding.wants(request):
+            return await self.forwarding.forward(request, self)
+        if websocket_bridge.is_upgrade(request):
+            await websocket_bridge.serve(self.app, request, self)
+            raise _ConnectionTaken
         response = await self.handler(request)
         if response is not None:
             return response

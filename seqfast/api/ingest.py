@@ -79,8 +79,12 @@ class Ingestion:
         data_dir: Path,
         threads: int,
         log: Callable[..., None],
+        may_acknowledge: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store
+        # Asked after a batch is durable and before it is acknowledged: a node that may no
+        # longer be the leader must not acknowledge (see the cluster runtime).
+        self.may_acknowledge = may_acknowledge
         self.keys = keys
         self.limits = limits
         self.data_dir = data_dir
@@ -151,6 +155,15 @@ class Ingestion:
             )
         finally:
             self.queued_bytes -= reserved
+        if response.status < 300 and not self.may_acknowledge():
+            # Durable in this node's log, but its leadership may have lapsed while committing:
+            # only a current leader acknowledges, so the client retries against the new one.
+            self.log(
+                "Warning", "Not acknowledging {Events} events: no longer the leader", Events=events
+            )
+            return error_response(
+                503, "this node is no longer the leader; retry shortly", [("Retry-After", "1")]
+            )
         self.keys.record(key_id, events, len(body), rejected=response.status >= 400)
         if response.status == 201 and key is not None:
             response = json_response(201, {"MinimumLevelAccepted": key.minimum_level})

@@ -9,6 +9,7 @@ the rules for reading a filter as free text are documented in `parse.py`.
 
 from seqfast.query.ast import DEFAULT_LIMIT, Filter, Query, to_source
 from seqfast.query.errors import QuerySyntaxError
+from seqfast.query.execute import QueryResult, QueryTimeout, SearchResult
 from seqfast.query.parse import MAX_DEPTH, is_query, parse_filter, parse_query
 
 __all__ = [
@@ -16,7 +17,10 @@ __all__ = [
     "MAX_DEPTH",
     "Filter",
     "Query",
+    "QueryResult",
     "QuerySyntaxError",
+    "QueryTimeout",
+    "SearchResult",
     "is_query",
     "parse_filter",
     "parse_query",

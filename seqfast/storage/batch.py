@@ -50,6 +50,12 @@ class Column:
     nums: Int64Array
     str_offsets: Int64Array
     str_data: bytes
+    # The strings' dictionary when the column was read from a dictionary-encoded block:
+    # (codes: one int64 per string, into the distinct strings (offsets, data)).  Derived data
+    # only, never written; it spares the query engine from building the same dictionary again.
+    dictionary: tuple[Int64Array, Int64Array, bytes] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclass

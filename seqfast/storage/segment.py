@@ -941,6 +941,28 @@ class SegmentReader:
         }
         return Batch(n=spec.meta.rows, ts=ts, seq=seq, columns=decoded)
 
+    def read_column(self, block: int, name: str) -> Column | None:
+        """Column `name` of block number `block` alone (None when the segment has no such
+        column): what a column cache fills itself with."""
+        self._check_open()
+        index = self._column_index.get(name)
+        if index is None:
+            return None
+        spec = self._blocks[block]
+        return self._column(spec, spec.columns[index], f"block {block}, column {name!r}")
+
+    @property
+    def identity(self) -> tuple[str, int, int]:
+        """(path, device, inode) of the open file: names this file's contents for as long as
+        any reader has it open, even if another file later takes its path."""
+        known: tuple[str, int, int] | None = getattr(self, "_identity", None)
+        if known is None:
+            self._check_open()
+            st = os.fstat(self._fd)
+            known = (str(self._path), st.st_dev, st.st_ino)
+            self._identity = known
+        return known
+
     def read_all(self, columns: Collection[str] | None = None) -> Batch:
         """Every row, in (ts, seq) order, with the columns named in `columns` (all by
         default)."""
@@ -1056,8 +1078,10 @@ class SegmentReader:
         num_count = int(counts[TAG_INT] + counts[TAG_FLOAT])
         str_count = int(counts[TAG_STRING:].sum())
         nums = self._nums(spec.nums, num_count, f"{where}, nums")
-        offsets, data = self._strings(spec.strings, str_count, f"{where}, strings")
-        return Column(tags=tags, nums=nums, str_offsets=offsets, str_data=data)
+        offsets, data, dictionary = self._strings(spec.strings, str_count, f"{where}, strings")
+        return Column(
+            tags=tags, nums=nums, str_offsets=offsets, str_data=data, dictionary=dictionary
+        )
 
     def _nums(self, spec: _Nums | None, count: int, where: str) -> Int64Array:
         if (spec is None) != (count == 0):
@@ -1075,21 +1099,26 @@ class SegmentReader:
             return _undecimal(ints, spec.scale).view(np.int64)
         return ints
 
-    def _strings(self, spec: _Strings | None, count: int, where: str) -> tuple[Int64Array, bytes]:
+    def _strings(
+        self, spec: _Strings | None, count: int, where: str
+    ) -> tuple[Int64Array, bytes, tuple[Int64Array, Int64Array, bytes] | None]:
+        """The strings as (offsets, data), and the block's dictionary when it has one."""
         if (spec is None) != (count == 0):
             self._corrupt(
                 f"{where}: {count} string rows but {'no' if spec is None else 'a'} stream"
             )
         if spec is None:
-            return np.zeros(1, dtype=np.int64), b""
+            return np.zeros(1, dtype=np.int64), b"", None
         if spec.codes is None:
-            return self._string_list(spec.list, count, where)
-        codes = self._ints(spec.codes, count, f"{where}, codes")
+            return (*self._string_list(spec.list, count, where), None)
+        raw_codes = self._ints(spec.codes, count, f"{where}, codes")
         offsets, data = self._string_list(spec.list, None, f"{where}, dictionary values")
         distinct = offsets.size - 1
         if not 1 <= distinct <= count:
             self._corrupt(f"{where}: a dictionary of {distinct} values for {count} strings")
-        return _native.gather_strings(offsets, data, codes.view(np.int64))
+        codes = raw_codes.view(np.int64)  # gather_strings rejects a code past the values
+        strings_offsets, strings_data = _native.gather_strings(offsets, data, codes)
+        return strings_offsets, strings_data, (codes, offsets, bytes(data))
 
     def _string_list(
         self, spec: _StringList, count: int | None, where: str

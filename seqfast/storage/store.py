@@ -13,11 +13,15 @@ never mutated, so a reader takes a snapshot under the lock and reads without it.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import struct
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial as _bind
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +31,32 @@ import zstandard
 from seqfast.errors import CorruptLog, CorruptSegment, SeqfastError, StoreLocked
 from seqfast.events.apply import KeySettings, apply
 from seqfast.events.clef import DEFAULT_MAX_EVENT_BYTES, encode_events, shred
+from seqfast.query import execute
+from seqfast.query.execute import BlockSource, QueryResult, Range, SearchResult
 from seqfast.storage import batch as batches
 from seqfast.storage.batch import Batch
+from seqfast.storage.cache import ColumnCache
 from seqfast.storage.ids import parse_event_id
 from seqfast.storage.layout import TEMP_SUFFIX, Layout, fsync_directory, parse_segment_name
 from seqfast.storage.merge import merge_segments
 from seqfast.storage.merge_policy import MergePolicy, SegmentSize
+from seqfast.storage.retention import (
+    Cut,
+    RetentionPlan,
+    RetentionReport,
+    RetentionRule,
+    SegmentInfo,
+    age_cuts,
+    plan_cuts,
+)
+from seqfast.storage.retention import plan as retention_plan
+from seqfast.storage.rewrite import (
+    RowMatcher,
+    block_removals,
+    drop_segment,
+    resolve_rewrites,
+    rewrite_segment,
+)
 from seqfast.storage.segment import SegmentReader, write_segment
 from seqfast.storage.wal import CommitLog
 
@@ -60,6 +84,9 @@ class StoreOptions:
     segment_compression_level: int = 3
     log_compression_level: int = 1
     merge_policy: MergePolicy = field(default_factory=MergePolicy)
+    # Decoded block columns kept for queries (0: none), and the threads queries run on.
+    query_cache_bytes: int = 512 << 20
+    query_threads: int = 2
 
 
 @dataclass(frozen=True)
@@ -127,6 +154,9 @@ class Store:
         self._next_seq = next_seq
         self._published_lsn = self._next_lsn - 1
         self._pending: dict[int, Batch] = {}
+        self._query_state = _QueryState(self.options)
+        # Held by merges and by deletions: each replaces segments the other may be reading.
+        self._rewriting = threading.Lock()
         # Flushing and merging on threads of their own: a long merge never holds up a flush, so
         # it never makes ingestion wait on back-pressure.
         self._workers = [
@@ -138,7 +168,7 @@ class Store:
             ),
             threading.Thread(
                 target=self._background,
-                args=(self._merge_candidates, self._merge_once),
+                args=(self._merge_candidates, self._merge_guarded),
                 name="seqfast-merge",
                 daemon=True,
             ),
@@ -147,6 +177,7 @@ class Store:
             worker.start()
 
     def _open_segments(self) -> list[_Segment]:
+        resolve_rewrites(self.layout.segments_dir)  # see "retention and deletion" below
         found: list[tuple[int, int, Path]] = []
         for entry in self.layout.segments_dir.iterdir():
             if entry.name.endswith(TEMP_SUFFIX):
@@ -253,6 +284,7 @@ class Store:
                 part = _HeadPart(self._published_lsn, self._pending.pop(self._published_lsn))
                 self._head = (*self._head, part)
             self._changed.notify_all()
+        self._query_state.notify(batch)
         return batch.n
 
     def ingest(self, events: Iterable[Mapping[str, Any]]) -> int:
@@ -502,6 +534,243 @@ class Store:
             "bytes_per_event": total / events if events else 0.0,
         }
 
+    # --- retention and deletion ---------------------------------------------------------------
+    # Events are removed by replacing the segments that hold them (seqfast/storage/rewrite.py):
+    # dropped whole when every row goes, rewritten otherwise.  Rows still in the head are first
+    # flushed into a segment, so that a removal never depends on the commit log forgetting them;
+    # the crash-safety protocol is in native/FORMAT.md, "Removing events".
+
+    def delete_events(
+        self,
+        filter: str | None = None,
+        start: str | int | None = None,
+        end: str | int | None = None,
+        *,
+        extra_filters: tuple[str, ...] | list[str] = (),
+    ) -> int:
+        """Removes the events with `start <= timestamp < end` (None: unbounded) that match
+        `filter` and every text of `extra_filters` (a signal's filters); returns how many.
+
+        Durable on return: a restart never brings them back.  Raises QuerySyntaxError or
+        QueryError for a filter that cannot be evaluated, before anything is removed.  Each
+        segment is replaced atomically; if the process dies part-way, some segments may still
+        hold matching events (running the deletion again removes them), but no other event is
+        ever lost.
+        """
+        filters = tuple(f for f in (filter, *extra_filters) if f is not None and f.strip())
+        cut = Cut(
+            _ticks(start) if start is not None else None,
+            _ticks(end) if end is not None else None,
+            filters,
+        )
+        return self._remove([cut], lambda segs, _fixed: plan_cuts(segs, [cut])).events_removed
+
+    def apply_retention(
+        self, policies: tuple[RetentionRule, ...] | list[RetentionRule], now: int | None = None
+    ) -> RetentionReport:
+        """Applies retention rules (`seqfast.storage.retention`) at `now` (ticks since 1970;
+        the current time by default): removes the events past each age limit (matching the
+        rule's filters) and then drops the oldest segments while the store is larger than the
+        smallest size limit.  Durable and crash-safe like `delete_events`."""
+        at = time.time_ns() // 100 if now is None else now
+        rules = tuple(policies)
+        return self._remove(
+            age_cuts(rules, at),
+            lambda segs, fixed: retention_plan(segs, rules, at, fixed_bytes=fixed),
+        )
+
+    def _remove(
+        self,
+        cuts: list[Cut] | tuple[Cut, ...],
+        planner: Callable[[list[SegmentInfo], int], RetentionPlan],
+    ) -> RetentionReport:
+        self._check_open()
+        matcher = RowMatcher(cuts)  # a bad filter fails here, before anything changes
+        _segments, head = self._snapshot()
+        if any(matcher.removed(batch, cuts).any() for batch in head if batch.n):
+            self._flush_all()
+        with self._rewriting:
+            return self._remove_from_segments(cuts, planner, matcher)
+
+    def _flush_all(self) -> None:
+        """Flushes the head, and waits for a flush already running: every event in the head
+        when this was called is then in a published segment."""
+        self.flush()
+        with self._changed:
+            while self._flushing and self._failure is None:
+                self._changed.wait()
+            self._check_open()
+
+    def _merge_guarded(self) -> None:
+        with self._rewriting:
+            self._merge_once()
+
+    def _remove_from_segments(
+        self,
+        cuts: list[Cut] | tuple[Cut, ...],
+        planner: Callable[[list[SegmentInfo], int], RetentionPlan],
+        matcher: RowMatcher,
+    ) -> RetentionReport:
+        with self._lock:
+            segments = [s for s in self._segments if s.reader is not None]
+        by_key = {s.lo_lsn: s for s in segments}
+        infos = [
+            SegmentInfo(s.lo_lsn, r.rows, r.min_ts, r.max_ts, r.size_bytes)
+            for s in segments
+            if (r := s.reader) is not None
+        ]
+        log_bytes = self._log.size_bytes
+        bytes_before = log_bytes + sum(i.size_bytes for i in infos)
+        chosen = planner(infos, log_bytes)
+        dropped = rewritten = removed = 0
+        for key in chosen.drop:
+            removed += by_key[key].open_reader().rows
+            self._drop_segment(by_key[key])
+            dropped += 1
+        for key, seg_cuts in chosen.cuts.items():
+            seg = by_key[key]
+            reader = seg.open_reader()
+            masks = block_removals(reader, seg_cuts, matcher)
+            count = sum(int(m.sum()) for m in masks if m is not None)
+            if count == 0:
+                continue
+            removed += count
+            if count == reader.rows:
+                self._drop_segment(seg)
+                dropped += 1
+                continue
+            path = rewrite_segment(
+                reader,
+                masks,
+                block_rows=self.options.block_rows,
+                level=self.options.segment_compression_level,
+            )
+            self._swap_segment(seg, _reopened(seg, path))
+            rewritten += 1
+        self._prune_empty_segments()
+        with self._lock:
+            after = self._log.size_bytes + sum(
+                s.reader.size_bytes for s in self._segments if s.reader is not None
+            )
+        return RetentionReport(dropped, rewritten, removed, bytes_before, after)
+
+    def _drop_segment(self, seg: _Segment) -> None:
+        with self._lock:
+            newest = seg.hi_lsn >= max(s.hi_lsn for s in self._segments)
+        empty = drop_segment(
+            seg.path,
+            keep_place=newest,
+            block_rows=self.options.block_rows,
+            level=self.options.segment_compression_level,
+        )
+        self._swap_segment(seg, None if empty is None else _reopened(seg, empty))
+
+    def _prune_empty_segments(self) -> None:
+        """Unlinks the empty segments left by drops once a newer segment covers later log
+        records (only the newest one keeps the store's place in the log)."""
+        with self._lock:
+            if not self._segments:
+                return
+            top = max(s.hi_lsn for s in self._segments)
+            empty = [
+                s
+                for s in self._segments
+                if s.reader is not None and s.reader.rows == 0 and s.hi_lsn < top
+            ]
+        for seg in empty:
+            seg.path.unlink()
+            self._swap_segment(seg, None)
+        if empty:
+            fsync_directory(self.layout.segments_dir)
+
+    def _swap_segment(self, old: _Segment, new: _Segment | None) -> None:
+        # Readers that took a snapshot before the swap keep the old reader (and its file, even
+        # unlinked or renamed over) until they let go of it.
+        with self._changed:
+            if new is None:
+                self._segments = [s for s in self._segments if s is not old]
+            else:
+                self._segments = [new if s is old else s for s in self._segments]
+            self._changed.notify_all()
+
+    # -- searches, queries and live tail --------------------------------------------------------
+
+    def search(
+        self,
+        filter: str | None,
+        *,
+        start: str | int | None = None,
+        end: str | int | None = None,
+        after_id: str | None = None,
+        start_at_id: str | None = None,
+        limit: int = 30,
+        timeout: float | None = None,
+        extra_filters: Sequence[str] = (),
+    ) -> SearchResult:
+        """Events matching `filter` (Seq's filter language; None or blank: all) and every one
+        of `extra_filters`, newest first, at most `limit` of them.
+
+        `start` (inclusive) and `end` (exclusive) bound timestamps (text, or ticks since
+        1970); `after_id` continues after that event, `start_at_id` starts at it.  Raises
+        QuerySyntaxError, QueryError, or QueryTimeout past `timeout` seconds.
+        """
+        rng = self._range(start, end, after_id, start_at_id)
+        return execute.search(
+            self._block_sources(), [filter, *extra_filters], rng=rng, limit=limit, timeout=timeout
+        )
+
+    def query(
+        self,
+        sql: str,
+        *,
+        start: str | int | None = None,
+        end: str | int | None = None,
+        timeout: float | None = None,
+    ) -> QueryResult:
+        """Runs a `select ... from stream ...` query over events in [start, end)."""
+        rng = self._range(start, end, None, None)
+        state = self._query_state
+        return execute.query(
+            self._block_sources(),
+            sql,
+            rng=rng,
+            start=rng.lo,
+            timeout=timeout,
+            map_fn=state.map,
+            workers=state.workers,
+            key_table=state.key_table(),
+        )
+
+    def add_listener(self, fn: Callable[[Batch], None]) -> Callable[[], None]:
+        """Calls `fn(batch)` with every batch committed from now on, once it is durable, on
+        the committing thread (so `fn` must be quick); returns a function that removes it."""
+        return self._query_state.add_listener(fn)
+
+    def _range(
+        self,
+        start: str | int | None,
+        end: str | int | None,
+        after_id: str | None,
+        start_at_id: str | None,
+    ) -> Range:
+        if after_id is not None and start_at_id is not None:
+            raise ValueError("give after_id or start_at_id, not both")
+        cursor_text = after_id if after_id is not None else start_at_id
+        return Range(
+            lo=_ticks(start) if start is not None else None,
+            hi=_ticks(end) if end is not None else None,
+            cursor=parse_event_id(cursor_text) if cursor_text is not None else None,
+            inclusive=start_at_id is not None,
+        )
+
+    def _block_sources(self) -> list[BlockSource]:
+        segments, head = self._snapshot()
+        sources: list[BlockSource] = []
+        for seg in segments:
+            sources.extend(self._query_state.segment_blocks(seg.open_reader()))
+        sources.extend(self._query_state.head_blocks(head, self.options.block_rows))
+        return sources
+
     # -- closing -------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -521,6 +790,7 @@ class Store:
             for seg in self._segments:
                 if seg.reader is not None:
                     seg.reader.close()
+            self._query_state.close()
             os.close(self._lock_fd)
 
     def __enter__(self) -> Store:
@@ -528,6 +798,11 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _reopened(seg: _Segment, path: Path) -> _Segment:
+    """`seg` replaced by the file at `path` (a rewrite of it: the same lsn range)."""
+    return _Segment(seg.lo_lsn, seg.hi_lsn, path, SegmentReader(path), None)
 
 
 def _select(
@@ -575,3 +850,156 @@ def _lock_directory(path: Path) -> int:
 def open(path: str | os.PathLike[str], **options: Any) -> Store:
     """Opens (creating if needed) the store in directory `path`; see StoreOptions for options."""
     return Store(path, StoreOptions(**options))
+
+
+# --- searches and queries: the cache, the worker threads, the head in chunks, listeners ------
+
+
+_listener_log = logging.getLogger("seqfast.store")
+# Distinct group keys numbered for queries before the table starts afresh (bounds its memory).
+_MAX_TABLE_KEYS = 2_000_000
+
+
+class _QueryState:
+    """What a store keeps for reading: the column cache, the query threads, the head's
+    batches concatenated into block-sized chunks (reused while the head keeps them), the
+    per-segment block descriptions and the live-tail listeners."""
+
+    def __init__(self, options: StoreOptions) -> None:
+        self.cache = ColumnCache(options.query_cache_bytes)
+        self.workers = max(1, options.query_threads)
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._chunks: dict[tuple[int, ...], tuple[tuple[Batch, ...], BlockSource]] = {}
+        self._segments: dict[tuple[str, int, int], tuple[SegmentReader, list[BlockSource]]] = {}
+        self._listeners: tuple[Callable[[Batch], None], ...] = ()
+        self._keys: execute.KeyTable | None = None
+
+    def key_table(self) -> execute.KeyTable:
+        """The group-key table, replaced by an empty one once it holds too many keys (a
+        query holds on to the table it started with)."""
+        with self._lock:
+            if self._keys is None or len(self._keys) > _MAX_TABLE_KEYS:
+                self._keys = execute.KeyTable()
+            return self._keys
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="seqfast-query")
+            pool = self._pool
+        return list(pool.map(fn, items))
+
+    def segment_blocks(self, reader: SegmentReader) -> list[BlockSource]:
+        key = reader.identity
+        found = self._segments.get(key)
+        if found is not None and found[0] is reader:
+            return found[1]
+        blocks = [
+            BlockSource(
+                rows=meta.rows,
+                min_ts=meta.min_ts,
+                max_ts=meta.max_ts,
+                min_seq=meta.min_seq,
+                max_seq=meta.max_seq,
+                read=_bind(self.cache.read_block, reader, meta.index),
+                stats=meta.columns,
+                probe=_bind(reader.might_contain_token, meta.index),
+                memo=_bind(self.cache.memo, reader, meta.index),
+            )
+            for meta in reader.blocks
+        ]
+        with self._lock:
+            if len(self._segments) > 4096:
+                self._segments.clear()  # segments come and go with merges: start afresh
+            self._segments[key] = (reader, blocks)
+        return blocks
+
+    def head_blocks(self, head: Sequence[Batch], block_rows: int) -> list[BlockSource]:
+        """The head as chunks of about `block_rows` rows, each a BlockSource."""
+        runs: list[tuple[Batch, ...]] = []
+        current: list[Batch] = []
+        rows = 0
+        for batch in head:
+            if batch.n == 0:
+                continue
+            current.append(batch)
+            rows += batch.n
+            if rows >= block_rows:
+                runs.append(tuple(current))
+                current, rows = [], 0
+        if current:
+            runs.append(tuple(current))
+        with self._lock:
+            known = self._chunks
+        out: list[BlockSource] = []
+        kept: dict[tuple[int, ...], tuple[tuple[Batch, ...], BlockSource]] = {}
+        for run in runs:
+            key = tuple(id(b) for b in run)
+            entry = known.get(key)
+            if entry is None:
+                entry = (run, _head_block(batches.concat(run)))
+            kept[key] = entry
+            out.append(entry[1])
+        with self._lock:
+            # Holding the batches keeps their ids from being reused while they key the map.
+            self._chunks = kept
+        return out
+
+    def add_listener(self, fn: Callable[[Batch], None]) -> Callable[[], None]:
+        with self._lock:
+            self._listeners = (*self._listeners, fn)
+
+        def remove() -> None:
+            with self._lock:
+                self._listeners = tuple(f for f in self._listeners if f is not fn)
+
+        return remove
+
+    def notify(self, batch: Batch) -> None:
+        for fn in self._listeners:
+            try:
+                fn(batch)
+            except Exception:  # a listener's bug must not fail an acknowledged commit
+                _listener_log.exception("a live-tail listener failed")
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            self._chunks = {}
+            self._segments = {}
+        if pool is not None:
+            pool.shutdown(wait=True)
+        self.cache.clear()
+
+
+def _head_block(batch: Batch) -> BlockSource:
+    def read(columns: Collection[str] | None) -> Batch:
+        if columns is None:
+            return batch
+        return Batch(
+            n=batch.n,
+            ts=batch.ts,
+            seq=batch.seq,
+            columns={k: v for k, v in batch.columns.items() if k in columns},
+        )
+
+    derived: dict[tuple[Any, ...], Any] = {}
+
+    def memo(key: tuple[Any, ...], compute: Callable[[], Any], size: Callable[[Any], int]) -> Any:
+        # Lives as long as the chunk does; a few entries at most (the columns queried).
+        if key not in derived:
+            if len(derived) >= 64:
+                derived.clear()
+            derived[key] = compute()
+        return derived[key]
+
+    return BlockSource(
+        rows=batch.n,
+        min_ts=int(batch.ts.min()),
+        max_ts=int(batch.ts.max()),
+        min_seq=int(batch.seq.min()),
+        max_seq=int(batch.seq.max()),
+        read=read,
+        memo=memo,
+    )

@@ -1,0 +1,770 @@
+"""The vectorised expression engine: Seq filter and expression trees over columnar batches.
+
+`evaluate(expr, batch)` gives the `Values` of an expression for every row of a `Batch`;
+`filter_mask` the rows a filter selects.  The meaning of every operator is the one
+`seqfast.testing.reference_eval` (the one-event oracle) gives it, undefined and three-valued
+logic included; the differential tests check the two against each other on random batches.
+
+How it stays fast:
+
+* numbers are numpy arrays (float64, with exact int64 where every number is an integer);
+* strings are compared by native kernels over the column's bytes, or once per distinct
+  value when the column has a dictionary (most string columns of logs do: levels,
+  templates, application names, paths); see `vector_strings`;
+* free-text search looks at each distinct message template once: when the text occurs in a
+  template's literal text every event of that template matches without rendering, and
+  otherwise only events whose property values could make up the text are rendered
+  (`vector_text`);
+* arrays and objects, lambdas and wildcards take a per-row path: wildcards and lambdas
+  evaluate their scope once over all elements of all rows (the rows repeated per element),
+  then reduce per row.
+
+`check(expr)` rejects, before any row is read, everything the engine does not evaluate
+(regular expressions, functions and built-ins the oracle does not define), with a
+`QueryError` naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+
+from seqfast.query import ast as A
+from seqfast.query import functions, vector_columns, vector_strings, vector_text
+from seqfast.query.values import (
+    K_ARRAY,
+    K_FALSE,
+    K_NULL,
+    K_NUMBER,
+    K_STRING,
+    K_TRUE,
+    K_UNDEFINED,
+    NUMBER_LIMIT,
+    UNDEFINED,
+    BoolArray,
+    QueryError,
+    Values,
+    equal,
+    fold,
+    fold_deep,
+)
+from seqfast.storage import batch as B
+from seqfast.storage.batch import Batch
+
+__all__ = [
+    "QueryError",
+    "Values",
+    "check",
+    "columns_needed",
+    "columns_needed_with_templates",
+    "evaluate",
+    "filter_mask",
+]
+
+_SCOPE_FUNCTIONS: Final = frozenset(("Contains", "StartsWith", "EndsWith"))
+_ORDERINGS: Final = frozenset(("<", "<=", ">", ">="))
+_ARITHMETIC: Final = frozenset(("+", "-", "*", "/", "%", "^"))
+# Built-ins with a column of their own: reading them needs only that column.
+_BUILT_IN_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "Timestamp": (),
+    "Id": (),
+    "Level": ("@l",),
+    "Message": ("@m", "@mt", "@r"),
+    "MessageTemplate": ("@mt", "@m"),
+    "Exception": ("@x",),
+    "EventType": ("@i",),
+    "Start": ("@st",),
+    "Elapsed": ("@st",),
+    "TraceId": ("@tr",),
+    "SpanId": ("@sp",),
+    "ParentId": ("@ps",),
+    "SpanKind": ("@sk",),
+    "Resource": ("@ra",),
+    "Scope": ("@sa",),
+}
+_UNSUPPORTED_BUILT_INS: Final = frozenset(("Arrived",))
+
+
+# --- the public interface ---------------------------------------------------------------------
+
+
+def evaluate(expr: A.Node, batch: Batch, *, now_ticks: int | None = None) -> Values:
+    """The value of `expr` for every row of `batch`.  A `Filter` evaluates as its
+    expression (an empty one is true everywhere).  Raises QueryError for what `check`
+    rejects, and for data the language gives no agreed meaning (see `check`)."""
+    del now_ticks  # Now() is rejected by check(); kept for the interface's stability
+    node: A.Node | None = expr.expr if isinstance(expr, A.Filter) else expr
+    if node is None:
+        return Values.constant(True, batch.n)
+    check(node)
+    return _Evaluator(batch).eval(node, _Env())
+
+
+def filter_mask(filter: A.Filter | A.Node | None, batch: Batch) -> BoolArray:
+    """The rows `filter` selects: those where its value is exactly true."""
+    if filter is None or (isinstance(filter, A.Filter) and filter.expr is None):
+        return np.ones(batch.n, dtype=np.bool_)
+    return evaluate(filter, batch).true_mask()
+
+
+def columns_needed(expr: A.Node) -> set[str] | None:
+    """The CLEF column names `expr` reads (None: it may read any column, as `@Properties`
+    does).  A batch holding at least these columns gives the same values as the whole one."""
+    needed: set[str] = set()
+    stack: list[A.Node] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, A.Filter):
+            if node.expr is not None:
+                stack.append(node.expr)
+            continue
+        if isinstance(node, A.Property):
+            needed.add("@" + node.name if node.name.startswith("@") else node.name)
+        elif isinstance(node, A.BuiltIn):
+            if node.name == "Properties":
+                return None
+            columns = _BUILT_IN_COLUMNS.get(node.name, ())
+            needed.update(columns)
+            if node.name == "Message":
+                needed.add("*templates")
+        elif isinstance(node, A.TextSearch):
+            needed.update(("@m", "@mt", "@r", "@x"))
+            needed.add("*templates")
+        stack.extend(A.children(node))
+    if "*templates" in needed:
+        # Rendering a template reads the properties its tokens name, unknown in advance.
+        return None
+    return needed
+
+
+def columns_needed_with_templates(expr: A.Node, templates: Iterable[str]) -> set[str] | None:
+    """`columns_needed` once the block's distinct message templates (`@mt`) are known: free
+    text and `@Message` then need only the properties those templates name.  None still
+    means every column (`@Properties`)."""
+    found = columns_needed(expr)
+    if found is not None:
+        return found
+    if any(isinstance(node, A.BuiltIn) and node.name == "Properties" for node in _walk(expr)):
+        return None
+    needed: set[str] = set()
+    stack: list[A.Node] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, A.Filter):
+            if node.expr is not None:
+                stack.append(node.expr)
+            continue
+        if isinstance(node, A.Property):
+            needed.add("@" + node.name if node.name.startswith("@") else node.name)
+        elif isinstance(node, A.BuiltIn):
+            needed.update(_BUILT_IN_COLUMNS.get(node.name, ()))
+        elif isinstance(node, A.TextSearch):
+            needed.update(("@m", "@mt", "@r", "@x"))
+        stack.extend(A.children(node))
+    needed.update(vector_text.template_columns(templates))
+    return needed
+
+
+def _walk(node: A.Node) -> Iterator[A.Node]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(A.children(current))
+
+
+def check(expr: A.Node, *, allow_aggregates: bool = False) -> None:
+    """Raises QueryError for anything in `expr` the engine does not evaluate.
+
+    Aggregate calls are accepted only with `allow_aggregates` (their arguments are still
+    checked); the caller evaluates the aggregate itself.
+    """
+    _Checker(allow_aggregates).visit(expr, in_scope=False, params=())
+
+
+# --- checking ---------------------------------------------------------------------------------
+
+
+def _is_scope(node: A.Node) -> bool:
+    return (isinstance(node, A.Binary) and node.op in A.COMPARISONS) or (
+        isinstance(node, A.Call) and node.name in _SCOPE_FUNCTIONS
+    )
+
+
+@dataclass
+class _Checker:
+    allow_aggregates: bool
+
+    def visit(self, node: A.Node, *, in_scope: bool, params: tuple[str, ...]) -> None:
+        if isinstance(node, A.Filter):
+            if node.expr is not None:
+                self.visit(node.expr, in_scope=False, params=params)
+            return
+        if isinstance(node, A.Regex):
+            raise QueryError("regular expressions are not supported", node.span)
+        if isinstance(node, A.Star):
+            raise QueryError("`*` is only allowed in count(*) and select *", node.span)
+        if isinstance(node, A.BuiltIn) and (
+            node.name in _UNSUPPORTED_BUILT_INS or node.name not in A.BUILT_INS
+        ):
+            raise QueryError(f"the built-in property @{node.name} is not supported", node.span)
+        if isinstance(node, A.LambdaParameter) and node.name not in params:
+            raise QueryError(f"{node.name} is used outside its lambda", node.span)
+        if isinstance(node, A.Wildcard) and not in_scope:
+            raise QueryError(
+                "a wildcard ([?] or [*]) must be inside a comparison or a call of Contains, "
+                "StartsWith or EndsWith",
+                node.span,
+            )
+        if isinstance(node, A.Lambda):
+            raise QueryError(
+                "a lambda is only allowed as the second argument of Some/Every", node.span
+            )
+        if (
+            isinstance(node, A.Binary)
+            and node.op in ("like", "not like")
+            and isinstance(node.right, A.String)
+        ):
+            vector_strings.check_like_pattern(node.right.value)
+        if isinstance(node, A.Call):
+            self.call(node, params)
+            return
+        scope = in_scope or _is_scope(node)
+        for child in A.children(node):
+            self.visit(child, in_scope=scope, params=params)
+
+    def call(self, node: A.Call, params: tuple[str, ...]) -> None:
+        if node.aggregate:
+            if not self.allow_aggregates:
+                raise QueryError(
+                    f"the aggregate {node.name}() is only allowed in a query's columns",
+                    node.span,
+                )
+            for arg in node.args:
+                if not isinstance(arg, A.Star):
+                    self.visit(arg, in_scope=False, params=params)
+            return
+        if node.name in ("Some", "Every"):
+            predicate = node.args[1] if len(node.args) == 2 else None
+            if not isinstance(predicate, A.Lambda) or len(predicate.params) != 1:
+                raise QueryError(
+                    f"{node.name}() needs a collection and a lambda of one parameter, "
+                    f"such as {node.name}(Items, |x| x > 1)",
+                    node.span,
+                )
+            self.visit(node.args[0], in_scope=False, params=params)
+            self.visit(predicate.body, in_scope=False, params=(*params, *predicate.params))
+            return
+        if node.name not in functions.FUNCTIONS:
+            raise QueryError(f"the function {node.name}() is not supported", node.span)
+        scope = node.name in _SCOPE_FUNCTIONS
+        for arg in node.args:
+            self.visit(arg, in_scope=scope, params=params)
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Env:
+    params: Mapping[str, Values] = field(default_factory=dict)
+    bound: Mapping[int, Values] = field(default_factory=dict)  # id(Wildcard) -> element
+
+    def take(self, rows: np.ndarray) -> _Env:
+        return _Env(
+            {k: v.take(rows) for k, v in self.params.items()},
+            {k: v.take(rows) for k, v in self.bound.items()},
+        )
+
+
+def _free_wildcards(scope: A.Node) -> list[A.Wildcard]:
+    """The wildcards a scope quantifies, each after those in its own target."""
+    found: list[A.Wildcard] = []
+
+    def walk(node: A.Node) -> None:
+        if isinstance(node, A.Lambda) or (node is not scope and _is_scope(node)):
+            return
+        if isinstance(node, A.Wildcard):
+            walk(node.target)
+            found.append(node)
+            return
+        for child in A.children(node):
+            walk(child)
+
+    walk(scope)
+    return found
+
+
+def booleans(mask: BoolArray, undefined: BoolArray | None = None) -> Values:
+    """true/false per row, undefined where `undefined` is set."""
+    kind = mask.astype(np.uint8)
+    kind += K_FALSE  # K_TRUE is K_FALSE + 1
+    if undefined is not None:
+        kind[undefined] = K_UNDEFINED
+    return Values(kind)
+
+
+def _numbers(
+    n: int, defined: BoolArray, result: np.ndarray, exact: np.ndarray | None = None
+) -> Values:
+    """Numbers where `defined` and the result is finite and in range, else undefined."""
+    with np.errstate(all="ignore"):
+        ok = defined & (np.abs(result) < NUMBER_LIMIT)
+    kind = np.where(ok, K_NUMBER, K_UNDEFINED).astype(np.uint8)
+    numbers = np.where(ok, result, 0.0)
+    if exact is not None:
+        exact = np.where(ok, exact, 0)
+    return Values(kind, numbers, exact=exact)
+
+
+def select(mask: BoolArray, a: Values, b: Values) -> Values:
+    """Row by row: a's value where `mask`, else b's."""
+    if bool(mask.all()):
+        return a
+    if not mask.any():
+        return b
+    n = a.n
+    kind = np.where(mask, a.kind, b.kind).astype(np.uint8)
+    numbers = np.where(mask, a.numbers, b.numbers)
+    exact = None
+    if a.exact is not None and b.exact is not None:
+        exact = np.where(mask, a.exact, b.exact)
+    elif bool((kind == K_NUMBER).any()):
+        exact = None
+    strings = None
+    if bool((kind == K_STRING).any()) or bool((kind >= K_ARRAY).any()):
+        a_off, a_data = a.dense_strings() if a.has_strings() else (np.zeros(n + 1, np.int64), b"")
+        b_off, b_data = b.dense_strings() if b.has_strings() else (np.zeros(n + 1, np.int64), b"")
+        both = np.concatenate([a_off, b_off[1:] - b_off[0] + a_off[-1]])
+        data = bytes(a_data[: int(a_off[-1])]) + bytes(b_data[int(b_off[0]) :])
+        # gather_strings reads string j as both[j]..both[j+1]; a's strings are 0..n-1 and
+        # b's n..2n-1 (b's first offset rebased onto a's end).
+        both = np.concatenate([a_off, b_off[1:] - b_off[0] + a_off[-1]])
+        indices = np.where(mask, np.arange(n), n + np.arange(n)).astype(np.int64)
+        from seqfast import _native
+
+        strings = _native.gather_strings(both, data, indices)
+    objects = None
+    if bool((kind >= K_ARRAY).any()):
+        objects = np.where(mask, a.objects(), b.objects())
+    return Values(kind, numbers, exact=exact, strings=strings, objects=objects)
+
+
+class _Evaluator:
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        self.n = batch.n
+        self._columns: dict[str, Values] = {}
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def eval(self, node: A.Node, env: _Env) -> Values:
+        if _is_scope(node):
+            wildcards = _free_wildcards(node)
+            if wildcards:
+                return self.quantified(node, wildcards, env)
+        return self.plain(node, env)
+
+    def plain(self, node: A.Node, env: _Env) -> Values:
+        n = self.n
+        if isinstance(node, A.Number):
+            return Values.constant(node.value, n)
+        if isinstance(node, A.String | A.Boolean):
+            return Values.constant(node.value, n)
+        if isinstance(node, A.Null):
+            return Values.constant(None, n)
+        if isinstance(node, A.Duration):
+            return Values.constant(node.ticks, n)
+        if isinstance(node, A.Property):
+            return self.column("@" + node.name if node.name.startswith("@") else node.name)
+        if isinstance(node, A.BuiltIn):
+            return self.built_in(node)
+        if isinstance(node, A.LambdaParameter):
+            return env.params[node.name]
+        if isinstance(node, A.Wildcard):
+            bound = env.bound.get(id(node))
+            if bound is None:
+                raise QueryError("a wildcard outside a comparison", node.span)
+            return bound
+        if isinstance(node, A.TextSearch):
+            return booleans(vector_text.text_search(self.batch, node.text))
+        if isinstance(node, A.Unary):
+            return self.unary(node, env)
+        if isinstance(node, A.Binary):
+            return self.binary(node, env)
+        if isinstance(node, A.Logical):
+            return self.logical(node, env)
+        if isinstance(node, A.IsNull):
+            kind = self.eval(node.operand, env).kind
+            return booleans(((kind == K_NULL) | (kind == K_UNDEFINED)) != node.negated)
+        if isinstance(node, A.Conditional):
+            condition = self.eval(node.condition, env).true_mask()
+            return select(
+                condition, self.eval(node.consequent, env), self.eval(node.alternative, env)
+            )
+        if isinstance(node, A.Member):
+            return functions.member(self.eval(node.target, env), node.name)
+        if isinstance(node, A.Index):
+            return functions.element_at(
+                self.eval(node.target, env), self.eval(node.index, env), ci=False
+            )
+        if isinstance(node, A.Array):
+            return self.array(node, env)
+        if isinstance(node, A.Object):
+            return self.object(node, env)
+        if isinstance(node, A.Call):
+            return self.call(node, env)
+        raise QueryError(f"{type(node).__name__} cannot be evaluated here", node.span)
+
+    def column(self, name: str) -> Values:
+        found = self._columns.get(name)
+        if found is None:
+            found = vector_columns.column_values(self.batch.columns.get(name), self.n)
+            self._columns[name] = found
+        return found
+
+    def built_in(self, node: A.BuiltIn) -> Values:
+        name = node.name
+        batch = self.batch
+        if name == "Timestamp":
+            return vector_columns.timestamp_values(batch)
+        if name == "Level":
+            return vector_columns.level_values(batch)
+        if name == "Message":
+            return vector_text.message_values(batch)
+        if name == "MessageTemplate":
+            return vector_columns.message_template_values(batch)
+        if name == "Id":
+            return vector_columns.id_values(batch)
+        if name == "Start":
+            return vector_columns.start_values(batch)
+        if name == "Elapsed":
+            return vector_columns.elapsed_values(batch)
+        if name == "EventType":
+            return vector_columns.event_type_values(batch)
+        if name == "Properties":
+            return vector_columns.properties_values(batch)
+        column = vector_columns.SIMPLE_BUILT_INS.get(name)
+        if column is not None:
+            return self.column(column)
+        raise QueryError(f"the built-in property @{name} is not supported", node.span)
+
+    # -- wildcards and lambdas -----------------------------------------------------------------
+
+    def expand(
+        self, target: Values, env: _Env, needed: set[str] | None
+    ) -> tuple[_Evaluator, _Env, np.ndarray, Values, BoolArray, np.ndarray]:
+        """The rows repeated once per element of `target`'s collection: (evaluator over the
+        repeated rows, env taken likewise, parent row of each element, the elements, which
+        rows hold a collection, element count per row)."""
+        is_collection = target.kind >= K_ARRAY
+        counts = np.zeros(self.n, dtype=np.int64)
+        elements: list[Any] = []
+        objects = target.objects() if bool(is_collection.any()) else None
+        for row in np.flatnonzero(is_collection).tolist():
+            assert objects is not None
+            value = objects[row]
+            items = value if isinstance(value, list) else list(value.values())
+            counts[row] = len(items)
+            elements.extend(items)
+        parent = np.repeat(np.arange(self.n, dtype=np.int64), counts)
+        columns = self.batch.columns
+        if needed is not None:
+            columns = {k: v for k, v in columns.items() if k in needed}
+        sub_batch = B.take(Batch(self.n, self.batch.ts, self.batch.seq, columns), parent)
+        return (
+            _Evaluator(sub_batch),
+            env.take(parent),
+            parent,
+            Values.from_python(elements),
+            is_collection,
+            counts,
+        )
+
+    def reduce(
+        self,
+        quantifier: str,
+        parent: np.ndarray,
+        result: Values,
+        is_collection: BoolArray,
+        counts: np.ndarray,
+    ) -> Values:
+        hits = np.bincount(parent[result.true_mask()], minlength=self.n)
+        passed = hits > 0 if quantifier == "any" else hits == counts
+        return booleans(passed, undefined=~is_collection)
+
+    def quantified(self, node: A.Node, wildcards: list[A.Wildcard], env: _Env) -> Values:
+        if not wildcards:
+            return self.plain(node, env)
+        first, rest = wildcards[0], wildcards[1:]
+        target = self.eval(first.target, env)
+        sub, sub_env, parent, elements, is_collection, counts = self.expand(
+            target, env, columns_needed(node)
+        )
+        bound = dict(sub_env.bound)
+        bound[id(first)] = elements
+        result = sub.quantified(node, rest, _Env(sub_env.params, bound))
+        return self.reduce(first.quantifier, parent, result, is_collection, counts)
+
+    def lambda_call(self, node: A.Call, env: _Env) -> Values:
+        predicate = node.args[1]
+        assert isinstance(predicate, A.Lambda)
+        target = self.eval(node.args[0], env)
+        sub, sub_env, parent, elements, is_collection, counts = self.expand(
+            target, env, columns_needed(predicate.body)
+        )
+        params = dict(sub_env.params)
+        params[predicate.params[0]] = elements
+        result = sub.eval(predicate.body, _Env(params, sub_env.bound))
+        return self.reduce(
+            "any" if node.name == "Some" else "all", parent, result, is_collection, counts
+        )
+
+    # -- operators -----------------------------------------------------------------------------
+
+    def unary(self, node: A.Unary, env: _Env) -> Values:
+        value = self.eval(node.operand, env)
+        kind = value.kind
+        if node.op == "not":
+            out = np.full(self.n, K_UNDEFINED, dtype=np.uint8)
+            out[kind == K_UNDEFINED] = K_TRUE
+            out[kind == K_TRUE] = K_FALSE
+            out[kind == K_FALSE] = K_TRUE
+            return Values(out)
+        numeric = kind == K_NUMBER
+        exact = None
+        if value.exact is not None and not bool((value.exact[numeric] == -(2**63)).any()):
+            exact = -value.exact
+        return _numbers(self.n, numeric, -value.numbers, exact)
+
+    def logical(self, node: A.Logical, env: _Env) -> Values:
+        decisive = K_TRUE if node.op == "or" else K_FALSE
+        other = K_FALSE if node.op == "or" else K_TRUE
+        any_decisive = np.zeros(self.n, dtype=np.bool_)
+        all_other = np.ones(self.n, dtype=np.bool_)
+        for operand in node.operands:
+            kind = self.eval(operand, env).kind
+            any_decisive |= kind == decisive
+            all_other &= kind == other
+        out = np.full(self.n, K_UNDEFINED, dtype=np.uint8)
+        out[all_other] = other
+        out[any_decisive] = decisive
+        return Values(out)
+
+    def binary(self, node: A.Binary, env: _Env) -> Values:
+        left = self.eval(node.left, env)
+        right = self.eval(node.right, env)
+        op = node.op
+        undefined = (left.kind == K_UNDEFINED) | (right.kind == K_UNDEFINED)
+        if op in ("=", "<>"):
+            eq = equal_values(left, right, node.ci)
+            return booleans(eq if op == "=" else ~eq, undefined)
+        if op in ("in", "not in"):
+            return self.membership(node, left, right, undefined)
+        if op in ("like", "not like"):
+            return self.like(node, left, right, undefined)
+        if op in _ORDERINGS:
+            return order_values(op, left, right)
+        return arithmetic(op, left, right)
+
+    def membership(
+        self, node: A.Binary, left: Values, right: Values, undefined: BoolArray
+    ) -> Values:
+        is_array = right.kind == K_ARRAY
+        found = np.zeros(self.n, dtype=np.bool_)
+        if right.is_constant and isinstance(right.scalar, list):
+            for item in right.scalar:
+                found |= equal_values(left, Values.constant(item, self.n), node.ci)
+        else:
+            objects = right.objects()
+            lefts = left.to_python()
+            for row in np.flatnonzero(is_array & ~undefined).tolist():
+                value = lefts[row]
+                items = objects[row]
+                if node.ci:
+                    value, items = fold_deep(value), fold_deep(items)
+                found[row] = any(equal(value, item) for item in items)
+        result = found if node.op == "in" else ~found
+        return booleans(result, undefined | ~is_array)
+
+    def like(self, node: A.Binary, left: Values, right: Values, undefined: BoolArray) -> Values:
+        both = (left.kind == K_STRING) & (right.kind == K_STRING)
+        if right.is_constant and isinstance(right.scalar, str):
+            matched = vector_strings.like(left, right.scalar, node.ci, both)
+        else:
+            matched = np.zeros(self.n, dtype=np.bool_)
+            rows = np.flatnonzero(both)
+            for row, text, pattern in zip(
+                rows.tolist(), left.strings_at(rows), right.strings_at(rows), strict=True
+            ):
+                vector_strings.check_like_pattern(pattern)
+                if node.ci:
+                    text, pattern = fold(text), fold(pattern)
+                matched[row] = vector_strings.like_regex(pattern).fullmatch(text) is not None
+        result = matched if node.op == "like" else ~matched
+        return booleans(result, ~both)
+
+    def array(self, node: A.Array, env: _Env) -> Values:
+        items = [self.eval(item, env) for item in node.items]
+        if all(item.is_constant for item in items):
+            value = [item.scalar for item in items if item.scalar is not UNDEFINED]
+            return Values.constant(value, self.n)
+        columns = [item.to_python() for item in items]
+        rows = [[v for v in row if v is not UNDEFINED] for row in zip(*columns, strict=True)]
+        return Values.from_python(rows if columns else [[] for _ in range(self.n)])
+
+    def object(self, node: A.Object, env: _Env) -> Values:
+        names = [name for name, _ in node.members]
+        items = [self.eval(value, env) for _, value in node.members]
+        if all(item.is_constant for item in items):
+            value = {
+                k: v.scalar for k, v in zip(names, items, strict=True) if v.scalar is not UNDEFINED
+            }
+            return Values.constant(value, self.n)
+        columns = [item.to_python() for item in items]
+        objects: list[Any] = []
+        for i in range(self.n):
+            members: dict[str, Any] = {}
+            for name, column in zip(names, columns, strict=True):
+                if column[i] is not UNDEFINED:
+                    members[name] = column[i]
+                else:
+                    members.pop(name, None)
+            objects.append(members)
+        return Values.from_python(objects)
+
+    def call(self, node: A.Call, env: _Env) -> Values:
+        if node.name in ("Some", "Every"):
+            return self.lambda_call(node, env)
+        implementation = functions.FUNCTIONS.get(node.name)
+        if implementation is None:
+            raise QueryError(f"the function {node.name}() is not supported", node.span)
+        args = [self.eval(arg, env) for arg in node.args]
+        return implementation(args, node.ci)
+
+
+# --- comparisons and arithmetic ---------------------------------------------------------------
+
+
+def _string_constant(values: Values) -> str | None:
+    return values.scalar if values.is_constant and isinstance(values.scalar, str) else None
+
+
+def equal_values(a: Values, b: Values, ci: bool) -> BoolArray:
+    """Per row: whether the two values are equal under `=` (False where either is undefined;
+    the caller makes those rows undefined)."""
+    n = a.n
+    same = a.kind == b.kind
+    eq: BoolArray = same & (a.kind >= K_NULL) & (a.kind <= K_TRUE)
+    numbers = same & (a.kind == K_NUMBER)
+    if numbers.any():
+        if a.exact is not None and b.exact is not None:
+            eq |= numbers & (a.exact == b.exact)
+        else:
+            eq |= numbers & (a.numbers == b.numbers)
+    strings = same & (a.kind == K_STRING)
+    if strings.any():
+        constant = _string_constant(b)
+        if constant is not None:
+            eq |= vector_strings.match(a, constant, vector_strings.MODE_EQUALS, ci, strings)
+        elif (constant := _string_constant(a)) is not None:
+            eq |= vector_strings.match(b, constant, vector_strings.MODE_EQUALS, ci, strings)
+        else:
+            eq |= vector_strings.equal_pairs(a, b, ci, strings)
+    collections = same & (a.kind >= K_ARRAY)
+    if collections.any():
+        rows = np.flatnonzero(collections)
+        left, right = a.objects(), b.objects()
+        for row in rows.tolist():
+            x, y = left[row], right[row]
+            if ci:
+                x, y = fold_deep(x), fold_deep(y)
+            eq[row] = equal(x, y)
+    del n
+    return eq
+
+
+def _utf16(text: str) -> str:
+    if all(ord(ch) < 0x10000 for ch in text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("latin-1")
+
+
+def order_values(op: str, a: Values, b: Values) -> Values:
+    """`<`, `<=`, `>`, `>=`: of two numbers or two strings (by UTF-16 code units)."""
+    n = a.n
+    compare: dict[str, Callable[[Any, Any], Any]] = {
+        "<": lambda x, y: x < y,
+        "<=": lambda x, y: x <= y,
+        ">": lambda x, y: x > y,
+        ">=": lambda x, y: x >= y,
+    }
+    fn = compare[op]
+    numbers = (a.kind == K_NUMBER) & (b.kind == K_NUMBER)
+    strings = (a.kind == K_STRING) & (b.kind == K_STRING)
+    result = np.zeros(n, dtype=np.bool_)
+    if numbers.any():
+        if a.exact is not None and b.exact is not None:
+            result |= numbers & fn(a.exact, b.exact)
+        else:
+            result |= numbers & fn(a.numbers, b.numbers)
+    if strings.any():
+        constant = _string_constant(b)
+        if constant is not None and a.has_dictionary():
+            codes, distinct = a.string_dictionary() or (np.zeros(0, np.int64), [])
+            key = _utf16(constant)
+            table = np.array([bool(fn(_utf16(t), key)) for t in distinct] + [False])
+            result |= strings & table[np.where(codes >= 0, codes, len(distinct))]
+        else:
+            rows = np.flatnonzero(strings)
+            for row, x, y in zip(
+                rows.tolist(), a.strings_at(rows), b.strings_at(rows), strict=True
+            ):
+                result[row] = bool(fn(_utf16(x), _utf16(y)))
+    return booleans(result, ~(numbers | strings))
+
+
+def arithmetic(op: str, a: Values, b: Values) -> Values:
+    n = a.n
+    defined = (a.kind == K_NUMBER) & (b.kind == K_NUMBER)
+    x, y = a.numbers, b.numbers
+    exact = None
+    with np.errstate(all="ignore"):
+        if op == "+":
+            result = x + y
+        elif op == "-":
+            result = x - y
+        elif op == "*":
+            result = x * y
+        elif op == "/":
+            defined = defined & (y != 0)
+            result = x / np.where(y != 0, y, 1.0)
+        elif op == "%":
+            defined = defined & (y != 0)
+            result = np.fmod(x, np.where(y != 0, y, 1.0))
+        else:
+            # Decimal power: 0^0 and 0^negative are errors, so undefined.
+            defined = defined & ~((x == 0) & (y <= 0))
+            result = np.power(x, y)
+        # Exact while every defined result fits comfortably in int64.
+        if (
+            op in ("+", "-", "*")
+            and a.exact is not None
+            and b.exact is not None
+            and not bool((defined & ~(np.abs(result) < 2.0**62)).any())
+        ):
+            ex, ey = a.exact, b.exact
+            exact = ex + ey if op == "+" else ex - ey if op == "-" else ex * ey
+            exact = np.where(defined, exact, 0)
+        if op == "%" and a.exact is not None and b.exact is not None:
+            ey = np.where(b.exact != 0, b.exact, 1)
+            # Truncated remainder (sign of the dividend), as decimal's remainder.
+            r = np.fmod(a.exact, ey)
+            exact = np.where(defined, r, 0)
+            result = r.astype(np.float64)
+    result = np.where(np.isfinite(result), result, np.inf)
+    del n
+    return _numbers(a.n, defined, result, exact)

@@ -1,0 +1,162 @@
+"""A bytes-bounded LRU of decoded block columns, so that hot queries do not decompress again.
+
+Segments are immutable, so a decoded column of one block of one segment file never goes stale:
+entries are keyed by the file's identity (path, device, inode — see
+`SegmentReader.identity`), the block number and the column name, and only ever evicted for
+space.  The time and arrival columns of a block are cached under the reserved names `TS_SEQ`.
+
+Cached arrays are marked read-only: every query shares them, so a query that tried to write
+into one would corrupt the others' results; numpy refuses the write instead.
+
+Thread-safe: lookups and insertions take a short lock; decoding happens outside it, so two
+threads that miss on the same entry may both decode it (the second insert wins, harmlessly).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection
+from typing import Any, Final
+
+import numpy as np
+
+from seqfast.storage.batch import Batch, Column, Int64Array
+from seqfast.storage.segment import SegmentReader
+
+# The cache key of a block's (ts, seq) pair, and the prefix of derived values' keys: no CLEF
+# column can have such a name.
+TS_SEQ: Final = "\x00ts_seq"
+_MEMO: Final = "\x00memo:"
+# What one entry costs besides its arrays (key tuple, dict slot, small objects), so that a
+# cache full of tiny columns is still bounded.
+_ENTRY_OVERHEAD: Final = 256
+
+_Key = tuple[tuple[str, int, int], int, str]
+_Value = Any  # a Column, a (ts, seq) pair, None (no such column) or a derived value
+
+
+def _freeze(array: np.ndarray) -> None:
+    array.flags.writeable = False
+
+
+def _column_bytes(column: Column) -> int:
+    return (
+        column.tags.nbytes + column.nums.nbytes + column.str_offsets.nbytes + len(column.str_data)
+    )
+
+
+class ColumnCache:
+    """Decoded columns of segment blocks, least recently used evicted first past
+    `max_bytes`.  `max_bytes == 0` turns caching off (every read decodes)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"a cache size cannot be negative ({max_bytes})")
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[_Key, tuple[_Value, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes held now (arrays plus a fixed overhead per entry); never above max_bytes."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def _get(self, key: _Key) -> tuple[bool, _Value]:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                self.misses += 1
+                return False, None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return True, found[0]
+
+    def _put(self, key: _Key, value: _Value, size: int) -> None:
+        size += _ENTRY_OVERHEAD
+        if size > self.max_bytes:
+            return  # larger than the whole cache: never kept
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._entries[key] = (value, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._bytes -= evicted
+
+    def ts_seq(self, reader: SegmentReader, block: int) -> tuple[Int64Array, Int64Array]:
+        """The (ts, seq) arrays of a block, decoded once."""
+        key = (reader.identity, block, TS_SEQ)
+        hit, value = self._get(key)
+        if hit:
+            assert isinstance(value, tuple)
+            return value
+        ts, seq = reader.read_ts_seq(block)
+        _freeze(ts)
+        _freeze(seq)
+        self._put(key, (ts, seq), ts.nbytes + seq.nbytes)
+        return ts, seq
+
+    def column(self, reader: SegmentReader, block: int, name: str) -> Column | None:
+        """One column of a block (None when the segment has no such column), decoded once."""
+        key = (reader.identity, block, name)
+        hit, value = self._get(key)
+        if hit:
+            assert value is None or isinstance(value, Column)
+            return value
+        column = reader.read_column(block, name)
+        if column is None:
+            self._put(key, None, 0)
+            return None
+        for array in (column.tags, column.nums, column.str_offsets):
+            _freeze(array)
+        self._put(key, column, _column_bytes(column))
+        return column
+
+    def memo(
+        self,
+        reader: SegmentReader,
+        block: int,
+        key: tuple[Any, ...],
+        compute: Callable[[], Any],
+        size: Callable[[Any], int],
+    ) -> Any:
+        """A value derived from a whole block (a column as query values, its group codes),
+        computed by `compute` once and kept like a column, `size(value)` bytes."""
+        cache_key = (reader.identity, block, _MEMO + repr(key))
+        hit, value = self._get(cache_key)
+        if hit:
+            return value
+        value = compute()
+        self._put(cache_key, value, size(value))
+        return value
+
+    def read_block(
+        self, reader: SegmentReader, block: int, columns: Collection[str] | None = None
+    ) -> Batch:
+        """Like `SegmentReader.read_block`, through the cache: ts, seq and the named columns
+        (every column of the segment when `columns` is None; unknown names are skipped)."""
+        names = reader.column_names
+        if columns is not None:
+            wanted = set(columns)
+            names = [name for name in names if name in wanted]  # the segment's order
+        ts, seq = self.ts_seq(reader, block)
+        decoded: dict[str, Column] = {}
+        for name in names:
+            column = self.column(reader, block, name)
+            if column is not None:
+                decoded[name] = column
+        return Batch(n=int(ts.shape[0]), ts=ts, seq=seq, columns=decoded)

@@ -483,6 +483,20 @@ class Values:
     def has_strings(self) -> bool:
         return bool((self.kind == K_STRING).any())
 
+    def string_bytes(self) -> int:
+        """Memory the strings take as held now: per-row strings when built, else the
+        dictionary's codes and distinct strings (nothing is built to answer)."""
+        if self._offsets is not None:
+            return int(self._offsets.nbytes) + len(self._data)
+        if self._codes is not None:
+            size = int(self._codes.nbytes)
+            if self._dict_strings is not None:
+                size += int(self._dict_strings[0].nbytes) + len(self._dict_strings[1])
+            else:
+                size += sum(len(text) for text in self._dict)
+            return size
+        return 0
+
     def dense_strings(self) -> tuple[Int64Array, bytes]:
         """(offsets[n + 1], data): row i's text is data[offsets[i]:offsets[i + 1]] (meaningful
         for K_STRING rows; JSON text for array/object rows read from a column)."""

@@ -70,14 +70,13 @@ def column_dictionary(col: Column) -> _Dictionary | None:
     if cached is not False:
         assert cached is None or isinstance(cached, _Dictionary)
         return cached
-    m = int(col.str_offsets.shape[0]) - 1
     result: _Dictionary | None = None
     if col.dictionary is not None:
         # Read from a dictionary-encoded block: the segment's own dictionary, as it is.
         block_codes, offsets, data = col.dictionary
         distinct = decode_list(offsets, data, np.arange(offsets.shape[0] - 1))
         result = _Dictionary(block_codes, distinct, (offsets, data))
-    elif m > 0:
+    elif (m := B.string_count(col)) > 0:
         limit = max(64, m // 4)
         encoded = _native.dict_encode(col.str_offsets, col.str_data, limit)
         if encoded is not None:
@@ -127,7 +126,17 @@ def _column_values(col: Column, n: int) -> Values:
     strings = None
     dictionary = None
     dictionary_strings = None
-    if col.str_offsets.shape[0] > 1:
+    if isinstance(col, B.DictionaryColumn) and not bool((tags >= B.TAG_JSON).any()):
+        # Text only, read with its dictionary: the values are the codes and the distinct
+        # strings; per-row strings are built from them only if some function needs them.
+        found = column_dictionary(col)
+        assert found is not None
+        is_str = B.string_rows(tags)
+        codes = np.full(n, -1, dtype=np.int64)
+        codes[is_str] = found.codes
+        dictionary = (codes, found.distinct)
+        dictionary_strings = found.strings
+    elif B.string_count(col) > 0:
         is_str = B.string_rows(tags)
         ranks = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(is_str, out=ranks[1:])

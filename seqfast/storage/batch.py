@@ -50,9 +50,9 @@ class Column:
     nums: Int64Array
     str_offsets: Int64Array
     str_data: bytes
-    # The strings' dictionary when the column was read from a dictionary-encoded block:
-    # (codes: one int64 per string, into the distinct strings (offsets, data)).  Derived data
-    # only, never written; it spares the query engine from building the same dictionary again.
+    # The strings' dictionary when the column was read from a dictionary-encoded block
+    # (`DictionaryColumn`): codes, one int64 per string, into the distinct strings (offsets,
+    # data).  Derived data, never written; the query engine works on it instead of the rows.
     dictionary: tuple[Int64Array, Int64Array, bytes] | None = field(
         default=None, compare=False, repr=False
     )
@@ -89,6 +89,63 @@ def string_rows(tags: UInt8Array) -> npt.NDArray[np.bool_]:
     """Which rows have a value in the strings (tagged STRING, JSON or BIGINT)."""
     result: npt.NDArray[np.bool_] = np.subtract(tags, TAG_STRING, dtype=np.uint8) < 3
     return result
+
+
+class DictionaryColumn(Column):
+    """A column read from a dictionary-encoded segment block.  Its per-row strings
+    (`str_offsets`, `str_data`) are built from the dictionary only when something asks for
+    them: a query that works on the dictionary (level counts, template `like`, group by
+    application) never pays for, nor caches, one string per row."""
+
+    def __init__(
+        self, tags: UInt8Array, nums: Int64Array, dictionary: tuple[Int64Array, Int64Array, bytes]
+    ) -> None:  # the dataclass fields are set here; the strings are properties below
+        self.tags = tags
+        self.nums = nums
+        self.dictionary = dictionary
+        self._coded = dictionary  # the same, typed as always present
+        self._strings: tuple[Int64Array, bytes] | None = None
+
+    def _expanded(self) -> tuple[Int64Array, bytes]:
+        strings = self._strings
+        if strings is None:
+            codes, offsets, data = self._coded
+            strings = _native.gather_strings(offsets, data, codes)
+            self._strings = strings  # racing threads build the same value: either one wins
+        return strings
+
+    @property
+    def str_offsets(self) -> Int64Array:
+        return self._expanded()[0]
+
+    @str_offsets.setter
+    def str_offsets(self, value: Int64Array) -> None:
+        self._strings = (value, self._expanded()[1])
+
+    @property
+    def str_data(self) -> bytes:
+        return self._expanded()[1]
+
+    @str_data.setter
+    def str_data(self, value: bytes) -> None:
+        self._strings = (self._expanded()[0], value)
+
+    @property
+    def expanded(self) -> bool:
+        """Whether the per-row strings have been built (and take memory)."""
+        return self._strings is not None
+
+    @property
+    def string_count(self) -> int:
+        return int(self._coded[0].shape[0])
+
+
+def string_count(col: Column) -> int:
+    """How many rows of `col` hold a string (STRING, JSON or BIGINT), without building the
+    strings of a `DictionaryColumn`."""
+    if isinstance(col, DictionaryColumn):
+        return col.string_count
+    return int(col.str_offsets.shape[0]) - 1
 
 
 def absent_column(n: int) -> Column:
@@ -174,7 +231,15 @@ def _take_column(col: Column, idx: Int64Array) -> Column:
         chosen = idx[is_num[idx]]
         nums = col.nums[_ranks(is_num)[chosen]]
     offsets, data = np.zeros(1, dtype=np.int64), b""
-    if col.str_offsets.size > 1:
+    if isinstance(col, DictionaryColumn) and not col.expanded:
+        # A few rows of a dictionary column: straight from the dictionary.
+        codes, dict_offsets, dict_data = col._coded
+        is_str = string_rows(col.tags)
+        chosen = idx[is_str[idx]]
+        offsets, data = _native.gather_strings(
+            dict_offsets, dict_data, codes[_ranks(is_str)[chosen]]
+        )
+    elif col.str_offsets.size > 1:
         is_str = string_rows(col.tags)
         chosen = idx[is_str[idx]]
         offsets, data = _native.gather_strings(

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from seqfast.storage.batch import Batch, Column, Int64Array
+from seqfast.storage.batch import Batch, Column, DictionaryColumn, Int64Array
 from seqfast.storage.segment import SegmentReader
 
 # The cache key of a block's (ts, seq) pair, and the prefix of derived values' keys: no CLEF
@@ -41,9 +41,17 @@ def _freeze(array: np.ndarray) -> None:
 
 
 def _column_bytes(column: Column) -> int:
-    return (
-        column.tags.nbytes + column.nums.nbytes + column.str_offsets.nbytes + len(column.str_data)
-    )
+    size = column.tags.nbytes + column.nums.nbytes
+    if column.dictionary is not None:
+        codes, offsets, data = column.dictionary
+        # A dictionary column's per-row strings are built only on demand (rarely: queries
+        # work on the dictionary and full events are taken from it), so they count only if
+        # already built.
+        size += codes.nbytes + offsets.nbytes + len(data)
+        if not isinstance(column, DictionaryColumn) or column.expanded:
+            size += column.str_offsets.nbytes + len(column.str_data)
+        return size
+    return size + column.str_offsets.nbytes + len(column.str_data)
 
 
 class ColumnCache:
@@ -121,7 +129,12 @@ class ColumnCache:
         if column is None:
             self._put(key, None, 0)
             return None
-        for array in (column.tags, column.nums, column.str_offsets):
+        arrays: list[np.ndarray] = [column.tags, column.nums]
+        if column.dictionary is not None:
+            arrays += [column.dictionary[0], column.dictionary[1]]
+        if not isinstance(column, DictionaryColumn):
+            arrays.append(column.str_offsets)
+        for array in arrays:
             _freeze(array)
         self._put(key, column, _column_bytes(column))
         return column

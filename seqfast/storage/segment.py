@@ -46,6 +46,7 @@ from seqfast.storage.batch import (
     TAG_STRING,
     Batch,
     Column,
+    DictionaryColumn,
     Int64Array,
     absent_column,
     concat,
@@ -1078,10 +1079,12 @@ class SegmentReader:
         num_count = int(counts[TAG_INT] + counts[TAG_FLOAT])
         str_count = int(counts[TAG_STRING:].sum())
         nums = self._nums(spec.nums, num_count, f"{where}, nums")
-        offsets, data, dictionary = self._strings(spec.strings, str_count, f"{where}, strings")
-        return Column(
-            tags=tags, nums=nums, str_offsets=offsets, str_data=data, dictionary=dictionary
-        )
+        if spec.strings is not None and spec.strings.codes is not None:
+            return DictionaryColumn(
+                tags, nums, self._dictionary(spec.strings, str_count, f"{where}, strings")
+            )
+        offsets, data = self._strings(spec.strings, str_count, f"{where}, strings")
+        return Column(tags=tags, nums=nums, str_offsets=offsets, str_data=data)
 
     def _nums(self, spec: _Nums | None, count: int, where: str) -> Int64Array:
         if (spec is None) != (count == 0):
@@ -1099,26 +1102,38 @@ class SegmentReader:
             return _undecimal(ints, spec.scale).view(np.int64)
         return ints
 
-    def _strings(
-        self, spec: _Strings | None, count: int, where: str
-    ) -> tuple[Int64Array, bytes, tuple[Int64Array, Int64Array, bytes] | None]:
-        """The strings as (offsets, data), and the block's dictionary when it has one."""
+    def _strings(self, spec: _Strings | None, count: int, where: str) -> tuple[Int64Array, bytes]:
         if (spec is None) != (count == 0):
             self._corrupt(
                 f"{where}: {count} string rows but {'no' if spec is None else 'a'} stream"
             )
         if spec is None:
-            return np.zeros(1, dtype=np.int64), b"", None
+            return np.zeros(1, dtype=np.int64), b""
         if spec.codes is None:
-            return (*self._string_list(spec.list, count, where), None)
-        raw_codes = self._ints(spec.codes, count, f"{where}, codes")
+            return self._string_list(spec.list, count, where)
+        codes, offsets, data = self._dictionary(spec, count, where)
+        return _native.gather_strings(offsets, data, codes)
+
+    def _dictionary(
+        self, spec: _Strings, count: int, where: str
+    ) -> tuple[Int64Array, Int64Array, bytes]:
+        """A dictionary-encoded block's (codes, distinct offsets, distinct data), checked."""
+        if count == 0:
+            self._corrupt(f"{where}: 0 string rows but a stream")
+        assert spec.codes is not None
+        codes = self._ints(spec.codes, count, f"{where}, codes").view(np.int64)
         offsets, data = self._string_list(spec.list, None, f"{where}, dictionary values")
         distinct = offsets.size - 1
         if not 1 <= distinct <= count:
             self._corrupt(f"{where}: a dictionary of {distinct} values for {count} strings")
-        codes = raw_codes.view(np.int64)  # gather_strings rejects a code past the values
-        strings_offsets, strings_data = _native.gather_strings(offsets, data, codes)
-        return strings_offsets, strings_data, (codes, offsets, bytes(data))
+        bad = np.flatnonzero((codes < 0) | (codes >= distinct))
+        if bad.size:  # checked now: the strings are only built later, if at all
+            position = int(bad[0])
+            raise ValueError(
+                f"string index {int(codes[position])} at position {position} "
+                f"is outside [0, {distinct})"
+            )
+        return codes, offsets, bytes(data)
 
     def _string_list(
         self, spec: _StringList, count: int | None, where: str

@@ -25,6 +25,7 @@ from seqfast.api.proxy import LeaderForwarding, Proxy
 from seqfast.api.signal_routes import apply_retention, signal_routes
 from seqfast.cluster import test_hooks
 from seqfast.cluster.clock import BoottimeClock
+from seqfast.cluster.dispatcher import LeaderContext
 from seqfast.cluster.lease import Lease, NodeInfo
 from seqfast.cluster.monitor import Monitor
 from seqfast.cluster.node_identity import advertise_url, node_id_for
@@ -100,6 +101,18 @@ async def serve(config: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED) 
             log=log,
         )
         test_hooks.install(runtime, log)  # fault tests only: inert unless its variable is set
+        # Retention is a leader duty: it runs while this node leads and is cancelled when it
+        # stops leading.
+        runtime.add_leader_duty(
+            "retention",
+            partial(
+                _apply_retention_periodically,
+                store,
+                saved_signals,
+                policies,
+                config.retention_interval_seconds,
+            ),
+        )
         ingestion = Ingestion(
             store,
             keys,
@@ -163,13 +176,6 @@ async def serve(config: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED) 
             async with trio.open_nursery() as background:
                 background.start_soon(ingestion.watch_disk)
                 background.start_soon(_flush_metrics_periodically, keys)
-                background.start_soon(
-                    _apply_retention_periodically,
-                    store,
-                    saved_signals,
-                    policies,
-                    config.retention_interval_seconds,
-                )
                 node_done = trio.Event()
                 background.start_soon(_run_node, runtime, monitor, node_done)
                 if not config.cluster_db:
@@ -230,15 +236,25 @@ async def serve(config: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED) 
 
 
 async def _apply_retention_periodically(
-    store: Store, signals: Signals, policies: RetentionPolicies, period: float
+    store: Store,
+    signals: Signals,
+    policies: RetentionPolicies,
+    period: float,
+    leadership: LeaderContext,
 ) -> None:
-    """Applies the retention policies every `period` seconds; a failed pass is logged and
-    the next one tried as usual (a pass that stopped part-way left every segment whole)."""
+    """Applies the retention policies every `period` seconds while this node leads; a failed
+    pass is logged and the next one tried as usual (a pass that stopped part-way left every
+    segment whole)."""
+    del leadership  # retention changes this node's own store only: nothing to fence
     log = logs.log
     while True:
         await trio.sleep(period)
         try:
-            report = await trio.to_thread.run_sync(apply_retention, store, signals, policies)
+            # Abandoned, not awaited, on cancellation: deactivation must finish before the
+            # lease could lapse, and a pass stopped anywhere leaves every segment whole.
+            report = await trio.to_thread.run_sync(
+                apply_retention, store, signals, policies, abandon_on_cancel=True
+            )
         except (SeqfastError, OSError, ValueError) as exc:  # MetadataError is a SeqfastError
             log("Error", "Retention was not applied: {Reason}", Reason=str(exc))
             continue

@@ -3,6 +3,7 @@ on loopback: Seq's shapes, clear 400/404/409 answers, and deletions that survive
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
@@ -199,3 +200,22 @@ def test_permissions(serve: ServerFactory) -> None:
         denied = call(server, method, path, headers=headers)
         assert denied.status_code == 403, (method, path, denied.text)
         assert "Project" in denied.json()["Error"]
+
+
+def test_the_leader_applies_retention_policies_periodically(serve: ServerFactory) -> None:
+    server = serve("--retention-interval-seconds", "0.2")
+    ingest(
+        server,
+        {"@t": "2001-01-01T00:00:00Z", "@mt": "Ancient {N}", "N": 1},
+        {"@t": "2001-01-02T00:00:00Z", "@mt": "Ancient {N}", "N": 2},
+        {"@t": "2999-01-01T00:00:00Z", "@mt": "Future {N}", "N": 3},
+    )
+    created = call(server, "POST", "/api/retentionpolicies", json={"RetentionTime": "1.00:00:00"})
+    assert created.status_code == 201, created.text
+    deadline = time.monotonic() + 30
+    while True:
+        events = call(server, "GET", "/api/events", params={"count": 10}).json()
+        if [e["Properties"] for e in events] == [[{"Name": "N", "Value": 3}]]:
+            break  # only the event younger than a day is left
+        assert time.monotonic() < deadline, events
+        time.sleep(0.2)

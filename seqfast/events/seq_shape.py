@@ -14,45 +14,16 @@ seqfast event type matches Seq's only when the client sent `@i`.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 from seqfast import _native
 from seqfast.events import templates
+from seqfast.events.event_type import murmur3_32, template_event_type
 
 _HEX_TYPE: Final = re.compile(r"\$?[0-9A-Fa-f]{1,8}")
 _TICKS_PER_SECOND: Final = 10_000_000
-
-
-def murmur3_32(data: bytes, seed: int = 0) -> int:
-    """MurmurHash3's 32-bit variant (x86_32)."""
-    c1, c2, mask = 0xCC9E2D51, 0x1B873593, 0xFFFFFFFF
-    h = seed & mask
-    whole = len(data) & ~3
-    for i in range(0, whole, 4):
-        k = int.from_bytes(data[i : i + 4], "little")
-        k = (k * c1) & mask
-        k = ((k << 15) | (k >> 17)) & mask
-        k = (k * c2) & mask
-        h ^= k
-        h = ((h << 13) | (h >> 19)) & mask
-        h = (h * 5 + 0xE6546B64) & mask
-    tail = data[whole:]
-    if tail:
-        k = int.from_bytes(tail, "little")
-        k = (k * c1) & mask
-        k = ((k << 15) | (k >> 17)) & mask
-        k = (k * c2) & mask
-        h ^= k
-    h ^= len(data)
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & mask
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & mask
-    h ^= h >> 16
-    return h
 
 
 def message_template(event: Mapping[str, Any]) -> str | None:
@@ -76,10 +47,8 @@ def event_type(event: Mapping[str, Any]) -> int:
     return template_hash(message_template(event) or "")
 
 
-@functools.lru_cache(maxsize=4096)
-def template_hash(template: str) -> int:
-    """The event type of a template (cached: a stream has few distinct templates)."""
-    return murmur3_32(template.encode("utf-8"))
+# The event type of a template (cached: a stream has few distinct templates).
+template_hash = template_event_type
 
 
 def properties(event: Mapping[str, Any]) -> dict[str, Any]:

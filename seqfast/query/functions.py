@@ -5,7 +5,9 @@ gives undefined (except in `Has`, `Coalesce` and `TypeOf`), and a function appli
 wrong types is undefined, as in `seqfast.testing.reference_eval`.  The common string
 predicates with a constant argument run in native kernels (`vector_strings`); functions of
 one varying string argument run once per distinct value when the values carry a
-dictionary; the rest run per row.
+dictionary; the rest run per row.  Date and time functions are in `vector_dates`;
+`REGEX_FUNCTIONS` and `regex_equals` take a regular-expression literal (`/re/`) in place of a
+string pattern (see `seqfast.query.regex`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from seqfast.query import vector_strings
+from seqfast.query import vector_dates, vector_strings
+from seqfast.query.regex import compile_regex, expand_replacement
 from seqfast.query.values import (
     K_ARRAY,
     K_NULL,
@@ -410,6 +413,105 @@ def member(target: Values, name: str) -> Values:
     return Values.from_python(out)
 
 
+def _now(args: list[Values], ci: bool) -> Values:
+    raise AssertionError("Now() is evaluated with the query's clock by the evaluator")
+
+
+def _date_time(args: list[Values], ci: bool) -> Values:
+    return _per_row(args, vector_dates.parse_date_time)
+
+
+def _time_of_day(args: list[Values], ci: bool) -> Values:
+    return _per_row(args, vector_dates.time_of_day)
+
+
+def _date_part(args: list[Values], ci: bool) -> Values:
+    return _per_row(args, vector_dates.date_part)
+
+
+def _to_iso_string(args: list[Values], ci: bool) -> Values:
+    return _per_row(args, vector_dates.to_iso_string)
+
+
+def _total_milliseconds(args: list[Values], ci: bool) -> Values:
+    fast = vector_dates.total_milliseconds(args[0])
+    return fast if fast is not None else _per_row(args, vector_dates.total_milliseconds_one)
+
+
+def _to_event_type(args: list[Values], ci: bool) -> Values:
+    return _per_row(args, vector_dates.to_event_type)
+
+
+# --- regular expressions ----------------------------------------------------------------------
+
+RegexFunction = Callable[[list[Values], str, bool], Values]
+
+
+def regex_equals(value: Values, pattern: str, ci: bool, negated: bool) -> Values:
+    """`value = /re/` (`<>` when `negated`): whether a whole string matches; undefined for
+    anything but a string."""
+    compiled = compile_regex(pattern, ci)
+
+    def one(text: Any) -> Any:
+        if not isinstance(text, str):
+            return UNDEFINED
+        return (compiled.fullmatch(text) is not None) != negated
+
+    return _per_row([value], one)
+
+
+def _regex_test(kind: str) -> RegexFunction:
+    def function(args: list[Values], pattern: str, ci: bool) -> Values:
+        compiled = compile_regex(pattern, ci)
+        at_end = compile_regex(f"(?:{pattern})\\z", ci) if kind == "ends" else compiled
+
+        def one(text: Any) -> Any:
+            if not isinstance(text, str):
+                return UNDEFINED
+            if kind == "contains":
+                return compiled.search(text) is not None
+            if kind == "starts":
+                return compiled.match(text) is not None
+            return at_end.search(text) is not None
+
+        return _per_row(args, one)
+
+    return function
+
+
+def _regex_index_of(args: list[Values], pattern: str, ci: bool) -> Values:
+    compiled = compile_regex(pattern, ci)
+
+    def one(text: Any) -> Any:
+        if not isinstance(text, str):
+            return UNDEFINED
+        found = compiled.search(text)
+        return Decimal(-1 if found is None else len(_utf16(text[: found.start()])))
+
+    return _per_row(args, one)
+
+
+def _regex_replace(args: list[Values], pattern: str, ci: bool) -> Values:
+    compiled = compile_regex(pattern, ci)
+
+    def one(text: Any, new: Any) -> Any:
+        if not (isinstance(text, str) and isinstance(new, str)):
+            return UNDEFINED
+        return compiled.sub(lambda found: expand_replacement(found, new), text)
+
+    return _per_row(args, one)
+
+
+# Functions whose second argument may be a regex: they get the other arguments' values.
+REGEX_FUNCTIONS: Final[dict[str, RegexFunction]] = {
+    "Contains": _regex_test("contains"),
+    "StartsWith": _regex_test("starts"),
+    "EndsWith": _regex_test("ends"),
+    "IndexOf": _regex_index_of,
+    "Replace": _regex_replace,
+}
+
+
 FUNCTIONS: Final[dict[str, Function]] = {
     "Has": _has,
     "Coalesce": _coalesce,
@@ -432,4 +534,11 @@ FUNCTIONS: Final[dict[str, Function]] = {
     "FromJson": _from_json_function,
     "Keys": _keys,
     "Values": _values,
+    "Now": _now,
+    "DateTime": _date_time,
+    "TimeOfDay": _time_of_day,
+    "DatePart": _date_part,
+    "TotalMilliseconds": _total_milliseconds,
+    "ToIsoString": _to_iso_string,
+    "ToEventType": _to_event_type,
 }

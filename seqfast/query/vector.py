@@ -20,20 +20,27 @@ How it stays fast:
   then reduce per row.
 
 `check(expr)` rejects, before any row is read, everything the engine does not evaluate
-(regular expressions, functions and built-ins the oracle does not define), with a
-`QueryError` naming it.
+(functions and built-ins the oracle does not define, a regular expression that is invalid
+or stands anywhere but beside `=`/`<>` or as the pattern of `Contains`, `StartsWith`,
+`EndsWith`, `IndexOf` or `Replace`), with a `QueryError` naming it.
+
+`Now()` is the `now_ticks` given to `evaluate` (ticks since 0001-01-01), or the clock when
+evaluation starts; callers that keep answers must not keep those of filters using it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Final
 
 import numpy as np
 
 from seqfast.query import ast as A
 from seqfast.query import functions, vector_columns, vector_strings, vector_text
+from seqfast.query.regex import compile_regex
 from seqfast.query.values import (
     K_ARRAY,
     K_FALSE,
@@ -75,7 +82,7 @@ _BUILT_IN_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "Message": ("@m", "@mt", "@r"),
     "MessageTemplate": ("@mt", "@m"),
     "Exception": ("@x",),
-    "EventType": ("@i",),
+    "EventType": ("@i", "@mt", "@m"),
     "Start": ("@st",),
     "Elapsed": ("@st",),
     "TraceId": ("@tr",),
@@ -86,6 +93,7 @@ _BUILT_IN_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "Scope": ("@sa",),
 }
 _UNSUPPORTED_BUILT_INS: Final = frozenset(("Arrived",))
+_EPOCH_TICKS: Final = 621_355_968_000_000_000  # 1970-01-01 in ticks since 0001-01-01
 
 
 # --- the public interface ---------------------------------------------------------------------
@@ -94,20 +102,24 @@ _UNSUPPORTED_BUILT_INS: Final = frozenset(("Arrived",))
 def evaluate(expr: A.Node, batch: Batch, *, now_ticks: int | None = None) -> Values:
     """The value of `expr` for every row of `batch`.  A `Filter` evaluates as its
     expression (an empty one is true everywhere).  Raises QueryError for what `check`
-    rejects, and for data the language gives no agreed meaning (see `check`)."""
-    del now_ticks  # Now() is rejected by check(); kept for the interface's stability
+    rejects, and for data the language gives no agreed meaning (see `check`).
+    `now_ticks` (ticks since 0001-01-01) is what `Now()` gives; by default the clock."""
     node: A.Node | None = expr.expr if isinstance(expr, A.Filter) else expr
     if node is None:
         return Values.constant(True, batch.n)
     check(node)
-    return _Evaluator(batch).eval(node, _Env())
+    if now_ticks is None:
+        now_ticks = time.time_ns() // 100 + _EPOCH_TICKS
+    return _Evaluator(batch, now_ticks).eval(node, _Env())
 
 
-def filter_mask(filter: A.Filter | A.Node | None, batch: Batch) -> BoolArray:
+def filter_mask(
+    filter: A.Filter | A.Node | None, batch: Batch, *, now_ticks: int | None = None
+) -> BoolArray:
     """The rows `filter` selects: those where its value is exactly true."""
     if filter is None or (isinstance(filter, A.Filter) and filter.expr is None):
         return np.ones(batch.n, dtype=np.bool_)
-    return evaluate(filter, batch).true_mask()
+    return evaluate(filter, batch, now_ticks=now_ticks).true_mask()
 
 
 def columns_needed(expr: A.Node) -> set[str] | None:
@@ -204,7 +216,11 @@ class _Checker:
                 self.visit(node.expr, in_scope=False, params=params)
             return
         if isinstance(node, A.Regex):
-            raise QueryError("regular expressions are not supported", node.span)
+            raise QueryError(
+                "a regular expression (/…/) is only allowed beside = or <>, or as the "
+                "pattern of Contains, StartsWith, EndsWith, IndexOf or Replace",
+                node.span,
+            )
         if isinstance(node, A.Star):
             raise QueryError("`*` is only allowed in count(*) and select *", node.span)
         if isinstance(node, A.BuiltIn) and (
@@ -229,6 +245,14 @@ class _Checker:
             and isinstance(node.right, A.String)
         ):
             vector_strings.check_like_pattern(node.right.value)
+        if isinstance(node, A.Binary) and node.op in ("=", "<>"):
+            if isinstance(node.left, A.Regex) and isinstance(node.right, A.Regex):
+                raise QueryError("both sides of the comparison are regular expressions", node.span)
+            for side, other in ((node.left, node.right), (node.right, node.left)):
+                if isinstance(side, A.Regex):
+                    _check_regex(side)
+                    self.visit(other, in_scope=True, params=params)
+                    return
         if isinstance(node, A.Call):
             self.call(node, params)
             return
@@ -261,8 +285,22 @@ class _Checker:
         if node.name not in functions.FUNCTIONS:
             raise QueryError(f"the function {node.name}() is not supported", node.span)
         scope = node.name in _SCOPE_FUNCTIONS
-        for arg in node.args:
+        for position, arg in enumerate(node.args):
+            if (
+                position == 1
+                and isinstance(arg, A.Regex)
+                and node.name in functions.REGEX_FUNCTIONS
+            ):
+                _check_regex(arg)
+                continue
             self.visit(arg, in_scope=scope, params=params)
+
+
+def _check_regex(node: A.Regex) -> None:
+    try:
+        compile_regex(node.pattern, False)
+    except ValueError as error:
+        raise QueryError(str(error), node.span) from None
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -354,8 +392,9 @@ def select(mask: BoolArray, a: Values, b: Values) -> Values:
 
 
 class _Evaluator:
-    def __init__(self, batch: Batch) -> None:
+    def __init__(self, batch: Batch, now_ticks: int) -> None:
         self.batch = batch
+        self.now_ticks = now_ticks
         self.n = batch.n
         self._columns: dict[str, Values] = {}
 
@@ -444,13 +483,32 @@ class _Evaluator:
         if name == "Elapsed":
             return vector_columns.elapsed_values(batch)
         if name == "EventType":
-            return vector_columns.event_type_values(batch)
+            return self.event_type()
         if name == "Properties":
             return vector_columns.properties_values(batch)
         column = vector_columns.SIMPLE_BUILT_INS.get(name)
         if column is not None:
             return self.column(column)
         raise QueryError(f"the built-in property @{name} is not supported", node.span)
+
+    def event_type(self) -> Values:
+        """`@EventType`: `@i` where the event carries it, else the hash of the template."""
+        batch = self.batch
+        given = self.column("@i").defined_mask()
+        if bool(given.all()):
+            return vector_columns.event_type_values(batch)
+        template = vector_columns.message_template_values(batch)
+        empty = Values.constant("", self.n)
+        template = select(template.defined_mask(), template, empty)
+        hashed = functions.FUNCTIONS["ToEventType"]([template], False)
+        if not given.any():
+            return hashed
+        rows = np.flatnonzero(given)
+        from_i = vector_columns.event_type_values(B.take(batch, rows)).to_python()
+        out = hashed.to_python()
+        for row, value in zip(rows.tolist(), from_i, strict=True):
+            out[row] = value
+        return Values.from_python(out)
 
     # -- wildcards and lambdas -----------------------------------------------------------------
 
@@ -476,7 +534,7 @@ class _Evaluator:
             columns = {k: v for k, v in columns.items() if k in needed}
         sub_batch = B.take(Batch(self.n, self.batch.ts, self.batch.seq, columns), parent)
         return (
-            _Evaluator(sub_batch),
+            _Evaluator(sub_batch, self.now_ticks),
             env.take(parent),
             parent,
             Values.from_python(elements),
@@ -555,6 +613,12 @@ class _Evaluator:
         return Values(out)
 
     def binary(self, node: A.Binary, env: _Env) -> Values:
+        if node.op in ("=", "<>") and isinstance(node.right, A.Regex):
+            operand = self.eval(node.left, env)
+            return functions.regex_equals(operand, node.right.pattern, node.ci, node.op == "<>")
+        if node.op in ("=", "<>") and isinstance(node.left, A.Regex):
+            operand = self.eval(node.right, env)
+            return functions.regex_equals(operand, node.left.pattern, node.ci, node.op == "<>")
         left = self.eval(node.left, env)
         right = self.eval(node.right, env)
         op = node.op
@@ -639,6 +703,12 @@ class _Evaluator:
     def call(self, node: A.Call, env: _Env) -> Values:
         if node.name in ("Some", "Every"):
             return self.lambda_call(node, env)
+        if node.name == "Now":
+            return Values.constant(Decimal(self.now_ticks), self.n)
+        if len(node.args) >= 2 and isinstance(node.args[1], A.Regex):
+            regex_function = functions.REGEX_FUNCTIONS[node.name]
+            others = [self.eval(arg, env) for i, arg in enumerate(node.args) if i != 1]
+            return regex_function(others, node.args[1].pattern, node.ci)
         implementation = functions.FUNCTIONS.get(node.name)
         if implementation is None:
             raise QueryError(f"the function {node.name}() is not supported", node.span)

@@ -24,8 +24,9 @@ Values
   stays as written.  Other formats, alignment and other values (floats, arrays, objects) raise
   `NotImplementedError`.
 * `@MessageTemplate` is `@mt`; without it, `@m` with its braces doubled.
-* `@EventType` is the number given as `@i` (hex text or an integer); without `@i`,
-  `NotImplementedError` (Seq's hash is not documented).
+* `@EventType` is the number given as `@i` (hex text or an integer); without `@i`, the
+  Murmur3-32 hash of the message template (`@MessageTemplate`, empty when the event has no
+  message), as `seqfast.events.event_type` computes it (agreement with Seq unconfirmed).
 * `@Properties` is an object of every property (`@@x` in CLEF is the property `@x`).
 
 Semantics
@@ -58,8 +59,15 @@ Semantics
   collection.  A wildcard outside such a scope raises `NotImplementedError`.
 * A text fragment (`"text"`) is true when `@Message` or `@Exception` contains the text, case
   folded; false otherwise.
-* Regular expressions, lambdas with other than one parameter, and functions other than those
-  in `_FUNCTIONS` raise `NotImplementedError`.
+* Regular expressions (`/re/`, compiled by `seqfast.query.regex`: Python's `re` reading the
+  .NET spellings of named groups and `\\z`): `x = /re/` is true when the whole string matches
+  (`<>` the opposite, `ci` ignores case, either side may hold the regex); as the pattern of
+  `Contains` (a match anywhere), `StartsWith` (a match at 0), `EndsWith` (a match ending at
+  the end), `IndexOf` (where the first match starts, UTF-16 units, -1 when none) and
+  `Replace` (every match, the replacement reading .NET's `$1`, `${name}`, `$$`, `$&`).  A
+  non-string value gives undefined, as `like` does.  A regex anywhere else, lambdas with
+  other than one parameter, and functions other than those in `_FUNCTIONS` raise
+  `NotImplementedError`; an invalid regex raises `ValueError`.
 * `@Timestamp` and `@Start` read RFC 3339 text with or without a zone (none means UTC); other
   text is undefined.
 
@@ -83,6 +91,27 @@ Functions (an undefined argument gives undefined, except in `Has`, `Coalesce`, `
   whole-number index, or an object member (with `ci`, the first member whose name matches
   case-insensitively).  `Some`/`Every(c, |x| p)` over an array's elements or an object's
   values, true when `p` is true for some / every one; undefined when `c` is neither.
+
+Dates and times (an instant is a whole number of ticks from 0 to .NET's DateTime.MaxValue,
+3155378975999999999; anything else is undefined)
+-----------------------------------------------------------------------------------------
+* `Now()` is `now_ticks` given to `evaluate` (so answers are reproducible); without it,
+  `NotImplementedError`.
+* `DateTime(text)`: ISO 8601 / RFC 3339 text, `YYYY-MM-DD` optionally followed by `T` (or
+  a blank) and `hh:mm`, `:ss`, a fraction (`.` or `,`; digits past the seventh cut) and a
+  zone (`Z` or `+hh:mm`, `+hhmm`, `+hh`; none means UTC), read to ticks; other text and
+  other values are undefined.
+* An offset argument is a number of hours, a whole number of minutes and at most 14 hours
+  either way (as .NET's DateTimeOffset); others give undefined.  The shifted instant must
+  stay in range.
+* `TimeOfDay(t, offset)`: ticks since midnight at that UTC offset.
+* `DatePart(t, part, offset)`: `part` (any case) is `year`, `month`, `day`, `hour`,
+  `minute`, `second`, `millisecond` (0-999), `weekday` (0 = Sunday), `dayofyear` (1-366), read
+  at the offset; another part is undefined.
+* `TotalMilliseconds(d)`: a number of ticks divided by 10,000 (any number, fractions kept).
+* `ToIsoString(t, offset?)`: `YYYY-MM-DDThh:mm:ss.fffffffZ` (seven fraction digits); with an
+  offset, the local time and `+hh:mm` (`+00:00` for 0).
+* `ToEventType(text)`: the Murmur3-32 hash of the UTF-8 text (see `@EventType`).
 """
 
 from __future__ import annotations
@@ -96,6 +125,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOp
 from typing import Any, Final
 
 from seqfast.events import levels
+from seqfast.events.event_type import template_event_type
 from seqfast.query.ast import (
     COMPARISONS,
     Array,
@@ -124,6 +154,7 @@ from seqfast.query.ast import (
     Wildcard,
     children,
 )
+from seqfast.query.regex import compile_regex, expand_replacement
 
 __all__ = ["UNDEFINED", "evaluate", "matches"]
 
@@ -154,21 +185,22 @@ _TICKS_PER_SECOND: Final = 10_000_000
 _SCOPE_FUNCTIONS: Final = frozenset(("Contains", "StartsWith", "EndsWith"))
 
 
-def matches(filter: Filter, event: Mapping[str, Any]) -> bool:
+def matches(filter: Filter, event: Mapping[str, Any], *, now_ticks: int | None = None) -> bool:
     """Whether `filter` selects `event`: an empty filter selects everything."""
     if filter.expr is None:
         return True
-    return evaluate(filter.expr, event) is True
+    return evaluate(filter.expr, event, now_ticks=now_ticks) is True
 
 
-def evaluate(node: Node, event: Mapping[str, Any]) -> Any:
+def evaluate(node: Node, event: Mapping[str, Any], *, now_ticks: int | None = None) -> Any:
     """The value of expression `node` for `event` (see the module documentation).
 
-    A `Filter` evaluates as its expression; an empty one is `True`.
+    A `Filter` evaluates as its expression; an empty one is `True`.  `now_ticks` is what
+    `Now()` gives: ticks since 0001-01-01.
     """
     if isinstance(node, Filter):
-        return True if node.expr is None else evaluate(node.expr, event)
-    return _Evaluator(event).eval(node, _Env())
+        return True if node.expr is None else evaluate(node.expr, event, now_ticks=now_ticks)
+    return _Evaluator(event, now_ticks).eval(node, _Env())
 
 
 # --- values -----------------------------------------------------------------------------------
@@ -416,8 +448,9 @@ def _elements(value: Any) -> list[Any] | None:
 
 
 class _Evaluator:
-    def __init__(self, event: Mapping[str, Any]) -> None:
+    def __init__(self, event: Mapping[str, Any], now_ticks: int | None = None) -> None:
         self.event = event
+        self.now_ticks = now_ticks
 
     def eval(self, node: Node, env: _Env) -> Any:
         if _is_scope(node):
@@ -488,7 +521,7 @@ class _Evaluator:
         if isinstance(node, Call):
             return self.call(node, env)
         if isinstance(node, Regex):
-            raise NotImplementedError("regular expressions")
+            raise NotImplementedError("a regular expression outside = / <> and string functions")
         raise NotImplementedError(f"evaluating {type(node).__name__}")
 
     # -- built-ins -----------------------------------------------------------------------------
@@ -557,6 +590,9 @@ class _Evaluator:
 
     def event_type(self) -> Any:
         value = self.raw("@i")
+        if value is UNDEFINED:
+            template = self.built_in("MessageTemplate")
+            return Decimal(template_event_type("" if template is UNDEFINED else template))
         if isinstance(value, int) and not isinstance(value, bool):
             return Decimal(value)
         if isinstance(value, str) and re.fullmatch(r"[0-9A-Fa-f]{1,8}", value):
@@ -592,6 +628,10 @@ class _Evaluator:
         return UNDEFINED
 
     def binary(self, node: Binary, env: _Env) -> Any:
+        if node.op in ("=", "<>") and isinstance(node.right, Regex):
+            return self.regex_equals(node, node.left, node.right, env)
+        if node.op in ("=", "<>") and isinstance(node.left, Regex):
+            return self.regex_equals(node, node.right, node.left, env)
         left = self.eval(node.left, env)
         right = self.eval(node.right, env)
         if left is UNDEFINED or right is UNDEFINED:
@@ -617,12 +657,25 @@ class _Evaluator:
             return _order(op, left, right)
         return _arithmetic(op, left, right)
 
+    def regex_equals(self, node: Binary, operand: Node, regex: Regex, env: _Env) -> Any:
+        value = self.eval(operand, env)
+        if not isinstance(value, str):
+            return UNDEFINED
+        matched = compile_regex(regex.pattern, node.ci).fullmatch(value) is not None
+        return matched == (node.op == "=")
+
     # -- functions -----------------------------------------------------------------------------
 
     def call(self, node: Call, env: _Env) -> Any:
         name = node.name
         if name in ("Some", "Every"):
             return self.quantifier(node, env)
+        if name == "Now":
+            if self.now_ticks is None:
+                raise NotImplementedError("Now() without now_ticks")
+            return Decimal(self.now_ticks)
+        if name in _REGEX_FUNCTIONS and len(node.args) >= 2 and isinstance(node.args[1], Regex):
+            return self.regex_call(node, env)
         implementation = _FUNCTIONS.get(name)
         if implementation is None:
             raise NotImplementedError(name)
@@ -641,6 +694,26 @@ class _Evaluator:
         if name == "ElementAt":
             return self.element_at(args[0], args[1], node.ci)
         return implementation(args, node.ci)
+
+    def regex_call(self, node: Call, env: _Env) -> Any:
+        regex = node.args[1]
+        assert isinstance(regex, Regex)
+        others = [self.eval(arg, env) for arg in node.args if arg is not regex]
+        if not all(isinstance(v, str) for v in others):
+            return UNDEFINED
+        text = others[0]
+        pattern = compile_regex(regex.pattern, node.ci)
+        if node.name == "Contains":
+            return pattern.search(text) is not None
+        if node.name == "StartsWith":
+            return pattern.match(text) is not None
+        if node.name == "EndsWith":
+            return compile_regex(f"(?:{regex.pattern})\\z", node.ci).search(text) is not None
+        if node.name == "IndexOf":
+            found = pattern.search(text)
+            return Decimal(-1 if found is None else len(_utf16(text[: found.start()])))
+        replacement = others[1]
+        return pattern.sub(lambda m: expand_replacement(m, replacement), text)
 
     def quantifier(self, node: Call, env: _Env) -> Any:
         predicate = node.args[1]
@@ -853,6 +926,116 @@ def _values(args: Sequence[Any], ci: bool) -> Any:
     return list(value.values()) if isinstance(value, dict) else UNDEFINED
 
 
+# --- dates and times --------------------------------------------------------------------------
+
+_MAX_TICKS: Final = 3_155_378_975_999_999_999  # .NET DateTime.MaxValue
+_TICKS_PER_HOUR: Final = 3600 * _TICKS_PER_SECOND
+_TICKS_PER_DAY: Final = 24 * _TICKS_PER_HOUR
+_ISO_DATE: Final = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(Z|z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
+
+
+def _instant(value: Any) -> int | None:
+    ticks = _integral(value)
+    return ticks if ticks is not None and 0 <= ticks <= _MAX_TICKS else None
+
+
+def _offset(value: Any) -> int | None:
+    """Ticks of an offset in hours: whole minutes, at most 14 hours either way."""
+    if not _is_number(value) or abs(value) > 14:
+        return None
+    minutes = value * 60
+    if minutes != minutes.to_integral_value():
+        return None
+    return int(minutes) * 60 * _TICKS_PER_SECOND
+
+
+def _local(args: Sequence[Any], offset_at: int) -> tuple[dt.datetime, int, int] | None:
+    """(local time to the microsecond, its ticks, the offset's ticks) of an instant argument
+    at the offset argument (UTC when there is none: `ToIsoString(t)`)."""
+    instant = _instant(args[0])
+    offset = _offset(args[offset_at]) if len(args) > offset_at else 0
+    if instant is None or offset is None or not 0 <= instant + offset <= _MAX_TICKS:
+        return None
+    local = instant + offset
+    return dt.datetime(1, 1, 1) + dt.timedelta(microseconds=local // 10), local, offset
+
+
+def _date_time(args: Sequence[Any], ci: bool) -> Any:
+    (text,) = args
+    found = _ISO_DATE.fullmatch(text) if isinstance(text, str) else None
+    if found is None:
+        return UNDEFINED
+    year, month, day, hour, minute, second, fraction, zone = found.groups()
+    try:
+        moment = dt.datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
+        )
+    except ValueError:
+        return UNDEFINED
+    offset = 0
+    if zone is not None and zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        offset = sign * (int(zone[1:3]) * 60 + int(zone[3:].lstrip(":") or "0")) * 60
+    seconds = (moment - dt.datetime(1, 1, 1)) // dt.timedelta(seconds=1) - offset
+    ticks = seconds * _TICKS_PER_SECOND + int((fraction or "").ljust(7, "0")[:7])
+    return Decimal(ticks) if 0 <= ticks <= _MAX_TICKS else UNDEFINED
+
+
+def _time_of_day(args: Sequence[Any], ci: bool) -> Any:
+    local = _local(args, 1)
+    return UNDEFINED if local is None else Decimal(local[1] % _TICKS_PER_DAY)
+
+
+def _date_part(args: Sequence[Any], ci: bool) -> Any:
+    local = _local(args, 2)
+    part = args[1]
+    if local is None or not isinstance(part, str):
+        return UNDEFINED
+    moment, ticks, _ = local
+    parts = {
+        "year": moment.year,
+        "month": moment.month,
+        "day": moment.day,
+        "hour": moment.hour,
+        "minute": moment.minute,
+        "second": moment.second,
+        "millisecond": ticks % _TICKS_PER_SECOND // 10_000,
+        "weekday": moment.isoweekday() % 7,
+        "dayofyear": moment.timetuple().tm_yday,
+    }
+    found = parts.get(part.lower())
+    return UNDEFINED if found is None else Decimal(found)
+
+
+def _total_milliseconds(args: Sequence[Any], ci: bool) -> Any:
+    (value,) = args
+    if not _is_number(value):
+        return UNDEFINED
+    number: Decimal = value
+    return _number(lambda: _CONTEXT.divide(number, Decimal(10_000)))
+
+
+def _to_iso_string(args: Sequence[Any], ci: bool) -> Any:
+    local = _local(args, 1)
+    if local is None:
+        return UNDEFINED
+    moment, ticks, offset = local
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S").rjust(19, "0")
+    text += f".{ticks % _TICKS_PER_SECOND:07d}"
+    if len(args) == 1:
+        return text + "Z"
+    minutes = abs(offset) // (60 * _TICKS_PER_SECOND)
+    return text + f"{'-' if offset < 0 else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _to_event_type(args: Sequence[Any], ci: bool) -> Any:
+    (text,) = args
+    return Decimal(template_event_type(text)) if isinstance(text, str) else UNDEFINED
+
+
 def _handled_in_call(args: Sequence[Any], ci: bool) -> Any:
     raise AssertionError("handled in _Evaluator.call")
 
@@ -879,4 +1062,12 @@ _FUNCTIONS: Final[dict[str, Callable[[Sequence[Any], bool], Any]]] = {
     "FromJson": _from_json_function,
     "Keys": _keys,
     "Values": _values,
+    "Now": _handled_in_call,
+    "DateTime": _date_time,
+    "TimeOfDay": _time_of_day,
+    "DatePart": _date_part,
+    "TotalMilliseconds": _total_milliseconds,
+    "ToIsoString": _to_iso_string,
+    "ToEventType": _to_event_type,
 }
+_REGEX_FUNCTIONS: Final = frozenset(("Contains", "StartsWith", "EndsWith", "IndexOf", "Replace"))

@@ -182,6 +182,50 @@ CASES: list[tuple[str, list[Any]]] = [
     ("{s: Status, n: Nope}", [{"s": Decimal(200)}, {"s": Decimal(503)}, {"s": Decimal("0.5")},
                               {"s": "500"}, {"s": True}]),
     ("1h + 1", [Decimal(36_000_000_001)] * 5),
+    # regular expressions: `=` matches the whole string; functions take them as patterns
+    ("Path = /\\/health/", [False, True, U, U, False]),
+    ("Path = /health/", [False, False, U, U, False]),
+    ("Path = /.*ORDERS.*/ ci", [True, False, U, U, False]),
+    ("Path <> /\\/health/", [True, False, U, U, True]),
+    ("/[^a-z]+ ß/ = Path", [False, False, U, U, True]),
+    ("Tags[?] = /[a-z]/", [True, False, True, U, False]),
+    ("Contains(Path, /\\d$/)", [True, False, U, U, False]),
+    ("StartsWith(Path, /\\/a/)", [True, False, U, U, False]),
+    ("EndsWith(Path, /[a-z]+/)", [False, True, U, U, False]),
+    ("EndsWith(Path, /ORDERS\\/\\d/) ci", [True, False, U, U, False]),
+    ("IndexOf(Path, /[A-Z]/)", [Decimal(5), Decimal(-1), U, U, Decimal(1)]),
+    ("Replace(Path, /(?<w>[a-z]+)/, '<${w}>')", ["/<api>/O<rders>/1", "/<health>", U, U,
+                                                  "ÉCOLE ß"]),
+    ("Replace(Path, /[aeo]/, '$$') ci", ["/$pi/$rd$rs/1", "/h$$lth", U, U, "ÉC$L$ ß"]),
+    # dates and times: instants are ticks since 0001-01-01
+    ("DateTime('2024-03-05T06:07:08.1234567Z')", [Decimal(638452156281234567)] * 5),
+    ("DateTime('2024-03-05T07:07:08.1234567+01:00') = DateTime('2024-03-05 06:07:08.1234567')",
+     [True] * 5),
+    ("DateTime('2024-03-05') = DateTime('2024-03-05T00:00:00Z')", [True] * 5),
+    ("DateTime('2024-02-30')", [U] * 5),
+    ("DateTime('yesterday')", [U] * 5),
+    ("DateTime(Status)", [U] * 5),
+    ("ToIsoString(@Timestamp)", [f"1970-01-01T00:00:00.00000{k}0Z" for k in range(1, 6)]),
+    ("ToIsoString(@Timestamp, -5.5)", [f"1969-12-31T18:30:00.00000{k}0-05:30"
+                                       for k in range(1, 6)]),
+    ("ToIsoString(@Timestamp, 0)", [f"1970-01-01T00:00:00.00000{k}0+00:00" for k in range(1, 6)]),
+    ("ToIsoString(@Timestamp, 15)", [U] * 5),
+    ("ToIsoString(Path)", [U] * 5),
+    ("DatePart(@Timestamp, 'weekday', 0)", [Decimal(4)] * 5),  # a Thursday
+    ("DatePart(@Timestamp, 'Year', -1)", [Decimal(1969)] * 5),
+    ("DatePart(DateTime('2024-12-31T23:59:59.999Z'), 'dayofyear', 0)", [Decimal(366)] * 5),
+    ("DatePart(DateTime('2024-12-31T23:59:59.999Z'), 'millisecond', 0)", [Decimal(999)] * 5),
+    ("DatePart(DateTime('2024-12-31T23:59:59.999Z'), 'hour', 1)", [Decimal(0)] * 5),
+    ("DatePart(@Timestamp, 'fortnight', 0)", [U] * 5),
+    ("TimeOfDay(@Timestamp, 2)", [Decimal(72_000_000_000 + 10 * k) for k in range(1, 6)]),
+    ("TimeOfDay(@Timestamp, 0.33)", [U] * 5),  # not whole minutes
+    ("TotalMilliseconds(1h)", [Decimal(3_600_000)] * 5),
+    ("TotalMilliseconds(Status)", [Decimal("0.02"), Decimal("0.0503"), Decimal("0.00005"), U, U]),
+    # event types: Murmur3-32 of the template (unless the event gives @i)
+    ("ToEventType('Hello {A}')", [Decimal(539113752)] * 5),
+    ("@EventType", [Decimal(440638765), Decimal(2758403253), Decimal(0), Decimal(556703832),
+                    Decimal(0)]),
+    ("@EventType = ToEventType(@MessageTemplate)", [True, True, U, True, U]),
 ]  # fmt: skip
 
 
@@ -220,9 +264,10 @@ def test_big_numbers_stay_numbers() -> None:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("Path like /a.c/", "regular expressions"),
-        ("DateTime(Path) > 0", "DateTime"),
-        ("Now() > 0", "Now"),
+        ("Path like /a.c/", "regular expression"),
+        ("LastIndexOf(Path, /a/) > 0", "regular expression"),
+        ("Path = /a(b/", "invalid regular expression"),
+        ("Contains(Path, /[a/)", "invalid regular expression"),
         ("ToHexString(Status) = 'a'", "ToHexString"),
         ("@Arrived > 0", "@Arrived"),
         ("Path like 'a?b'", "like pattern"),
@@ -243,11 +288,25 @@ def test_aggregates_only_when_allowed() -> None:
     vector.check(node, allow_aggregates=True)
 
 
-def test_event_type_without_i_is_refused_not_guessed() -> None:
-    with pytest.raises(QueryError, match="@EventType"):
-        values_of("@EventType = 1")
-    batch = batch_from_cells([1, 2], [0, 1], {"@i": [i(7), s("a1")]})
-    assert values_of("@EventType", batch) == [Decimal(7), Decimal(0xA1)]
+def test_event_type_is_i_when_given_else_the_template_hash() -> None:
+    batch = batch_from_cells(
+        [1, 2, 3], [0, 1, 2], {"@i": [i(7), s("a1"), _], "@mt": [_, s("x"), s("Hello {A}")]}
+    )
+    assert values_of("@EventType", batch) == [Decimal(7), Decimal(0xA1), Decimal(539113752)]
+    assert oracle("@EventType", batch) == values_of("@EventType", batch)
+
+
+def test_now_is_the_given_clock_and_otherwise_the_current_time() -> None:
+    tree = parse_filter("Now() - @Timestamp")
+    now = 638452156281234567
+    expected = [Decimal(now - 621355968000000000 - 10 * k) for k in range(1, 6)]
+    assert vector.evaluate(tree, BATCH, now_ticks=now).to_python() == expected
+    assert [R.evaluate(tree, e, now_ticks=now) for e in to_events(BATCH)] == expected
+    mask = vector.filter_mask(parse_filter("Now() > @Timestamp + 1d"), BATCH, now_ticks=now)
+    assert mask.tolist() == [True] * 5
+    # Without a given clock: the current time (later than 2026-01-01).
+    current = vector.evaluate(parse_filter("Now()"), BATCH).to_python()[0]
+    assert current > R.evaluate(parse_filter("DateTime('2026-01-01')"), {})
 
 
 def test_columns_needed() -> None:

@@ -95,10 +95,16 @@ def _json(value: Any) -> Any:
     return value
 
 
+def _shown(values: Float64Array, present: BoolArray) -> BoolArray:
+    """Where a number comes out as a number (not null): present, finite, not too large."""
+    with np.errstate(invalid="ignore"):
+        return present & np.isfinite(values) & (np.abs(values) < 1e29)
+
+
 def _json_numbers(values: Float64Array, present: BoolArray) -> list[Any]:
     """JSON-ready numbers: integral ones as int, None where absent, non-finite or too large
     (what `_json(_number(v))` gives, without a Decimal per value)."""
-    ok = present & np.isfinite(values) & (np.abs(values) < 1e29)
+    ok = _shown(values, present)
     out: list[Any] = values.tolist()
     integral = ok & (values == np.trunc(values))
     for i in np.flatnonzero(~ok).tolist():
@@ -137,6 +143,12 @@ class Aggregate:
         """JSON-ready results of the groups `gs` (what `to_json(result(g))` gives)."""
         return [_json(self.result(g)) for g in gs.tolist()]
 
+    def results_numbers(self, gs: Int64Array) -> tuple[Float64Array, BoolArray] | None:
+        """For aggregates whose results are numbers: the results of the groups `gs` as floats
+        and where they are shown as numbers (elsewhere null), for ordering groups without
+        building their values.  None for other aggregates."""
+        return None
+
     def fresh(self) -> Aggregate:
         """An empty state of the same aggregate (same parameters)."""
         raise NotImplementedError
@@ -170,6 +182,9 @@ class Count(Aggregate):
 
     def results_json(self, gs: Int64Array) -> list[Any]:
         return list(self.counts[gs].tolist())
+
+    def results_numbers(self, gs: Int64Array) -> tuple[Float64Array, BoolArray]:
+        return self.counts[gs].astype(np.float64), np.ones(gs.size, dtype=np.bool_)
 
 
 def _numbers(gids: Int64Array, values: Values | None) -> tuple[Int64Array, Float64Array]:
@@ -213,13 +228,16 @@ class Sum(Aggregate):
         total = float(self.totals[g])
         return _number(total / count if self.mean else total)
 
-    def results_json(self, gs: Int64Array) -> list[Any]:
+    def results_numbers(self, gs: Int64Array) -> tuple[Float64Array, BoolArray]:
         counts = self.counts[gs]
         totals = self.totals[gs]
         if self.mean:
             with np.errstate(invalid="ignore", divide="ignore"):
                 totals = totals / counts
-        return _json_numbers(totals, counts > 0)
+        return totals, _shown(totals, counts > 0)
+
+    def results_json(self, gs: Int64Array) -> list[Any]:
+        return _json_numbers(*self.results_numbers(gs))
 
 
 class Extreme(Aggregate):
@@ -259,6 +277,10 @@ class Extreme(Aggregate):
     def results_json(self, gs: Int64Array) -> list[Any]:
         return _json_numbers(self.best[gs], self.counts[gs] > 0)
 
+    def results_numbers(self, gs: Int64Array) -> tuple[Float64Array, BoolArray]:
+        best = self.best[gs]
+        return best, _shown(best, self.counts[gs] > 0)
+
 
 class Percentile(Aggregate):
     """`percentile(x, p)`: keeps every number (exact nearest-rank)."""
@@ -269,7 +291,7 @@ class Percentile(Aggregate):
         self.p = p
         self.gid_chunks: list[Int64Array] = []
         self.value_chunks: list[Float64Array] = []
-        self._sorted: tuple[Int64Array, Float64Array, Int64Array] | None = None
+        self._sorted: tuple[Float64Array, Int64Array] | None = None
 
     def fresh(self) -> Percentile:
         return Percentile(self.p)
@@ -292,26 +314,46 @@ class Percentile(Aggregate):
             self.value_chunks.append(x)
         self._sorted = None
 
-    def _prepare(self) -> tuple[Int64Array, Float64Array, Int64Array]:
-        if self._sorted is None:
-            if self.gid_chunks:
-                g = np.concatenate(self.gid_chunks)
-                x = np.concatenate(self.value_chunks)
-            else:
-                g, x = np.zeros(0, np.int64), np.zeros(0, np.float64)
-            # By group, then value: one float sort for the values' ranks, then one integer
-            # sort of group * n + rank (about three times faster than a lexsort).
-            n = x.size
+    def _rows(self) -> tuple[Int64Array, Float64Array]:
+        if not self.gid_chunks:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        if len(self.gid_chunks) > 1:
+            # Kept as one chunk: later calls (and merges of this state) need no concatenation.
+            self.gid_chunks = [np.concatenate(self.gid_chunks)]
+            self.value_chunks = [np.concatenate(self.value_chunks)]
+        return self.gid_chunks[0], self.value_chunks[0]
+
+    def _sort(self, g: Int64Array, x: Float64Array) -> tuple[Float64Array, Int64Array]:
+        """The values by group, then value, and where each group starts among them."""
+        n = x.size
+        by_value = np.argsort(x)
+        if self.size <= 1 << 16:
+            # A stable sort of 16-bit group numbers is a radix sort: a few passes, no compares.
+            by_group = np.argsort(g[by_value].astype(np.uint16), kind="stable")
+            order = by_value[by_group]
+        else:
+            # One integer sort of group * n + rank (about three times faster than a lexsort).
             ranks = np.empty(n, dtype=np.int64)
-            ranks[np.argsort(x)] = np.arange(n, dtype=np.int64)
+            ranks[by_value] = np.arange(n, dtype=np.int64)
             order = np.argsort(g * n + ranks) if n else np.zeros(0, dtype=np.int64)
-            g, x = g[order], x[order]
-            starts = np.searchsorted(g, np.arange(self.size + 1))
-            self._sorted = (g, x, starts)
+        starts = np.searchsorted(g[order], np.arange(self.size + 1))
+        return x[order], starts
+
+    def _prepare(self) -> tuple[Float64Array, Int64Array]:
+        if self._sorted is None:
+            self._sorted = self._sort(*self._rows())
         return self._sorted
 
     def _picks(self, gs: Int64Array) -> tuple[Float64Array, BoolArray]:
-        _, x, starts = self._prepare()
+        if self._sorted is None and 4 * gs.size < self.size:
+            # A few of many groups (a `limit`): sort only their numbers.
+            g, x = self._rows()
+            wanted = np.zeros(self.size, dtype=np.bool_)
+            wanted[gs] = True
+            keep = wanted[g]
+            x, starts = self._sort(g[keep], x[keep])
+        else:
+            x, starts = self._prepare()
         lo = starts[gs]
         counts = starts[gs + 1] - lo
         # Nearest rank: ceil(p/100 * n), at least 1; computed in floats as `result` does.
@@ -327,6 +369,10 @@ class Percentile(Aggregate):
 
     def results_json(self, gs: Int64Array) -> list[Any]:
         return _json_numbers(*self._picks(gs))
+
+    def results_numbers(self, gs: Int64Array) -> tuple[Float64Array, BoolArray]:
+        values, present = self._picks(gs)
+        return values, _shown(values, present)
 
 
 class Extremal(Aggregate):

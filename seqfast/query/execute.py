@@ -13,8 +13,11 @@ and no block left can hold a newer one.  So "the latest 50 errors" reads the las
 Query (`query`): the `where` filter selects rows per block; each task folds its blocks into a
 partial state (`Partial`: the groups it has seen and one mergeable aggregate state per
 aggregate), partial states are merged, and `exec_final` computes columns, `having`, order and
-limit per group.  `group by time(d)` adds the time slice (`d` wide, counted from `start` when
-given, else from 0001-01-01) to every group's key and returns slices as Seq's `/api/data` does.
+limit per group.  When every column is a bare aggregate or group key and there is no `having`
+(the common case), groups are ordered with numpy instead (integer ranks of keys and numeric
+results) and only the `limit` rows returned are built.
+`group by time(d)` adds the time slice (`d` wide, counted from `start` when given, else from
+0001-01-01) to every group's key and returns slices as Seq's `/api/data` does.
 A `ci` grouping shows each group as its least spelling (`aggregates.order_key`), whatever
 order the blocks are read in.
 A query without aggregates or grouping returns the newest `limit` matching rows, newest first.
@@ -22,8 +25,10 @@ A query without aggregates or grouping returns the newest `limit` matching rows,
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import operator
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -500,22 +505,43 @@ class KeyTable:
         self.shown: list[tuple[Any, ...]] = []
         self.hashed: list[Any] = []
         self._lock = threading.Lock()
+        self._ranks: Int64Array | None = None
 
     def __len__(self) -> int:
         return len(self.shown)
 
-    def ids(self, shown: Sequence[tuple[Any, ...]], hashed: Sequence[Any]) -> Int64Array:
-        out = np.empty(len(hashed), dtype=np.int64)
+    def ranks(self) -> Int64Array:
+        """Each key's rank in `aggregates.order_key` order of its first component (equal
+        keys, equal ranks); kept until the table grows, so that a repeated query orders its
+        groups with one integer sort."""
+        with self._lock:
+            size = len(self.shown)
+            found = self._ranks
+            if found is not None and found.size == size:
+                return found
+            values = [shown[0] for shown in self.shown[:size]]
+        ranks = _dense_ranks(values)
+        ranks.flags.writeable = False
+        self._ranks = ranks
+        return ranks
+
+    def ids(self, keys: Sequence[Any], hashed: Sequence[Any]) -> Int64Array:
+        """The numbers of one grouping's keys (`keys` as shown, `hashed` as hashable), new
+        ones numbered now."""
         with self._lock:
             index = self._index
-            for i, key in enumerate(hashed):
-                number = index.get(key)
-                if number is None:
-                    number = index[key] = len(self.shown)
-                    self.shown.append(shown[i])
-                    self.hashed.append(key)
-                out[i] = number
-        return out
+            found: list[int | None] = list(map(index.get, hashed))
+            if None in found:
+                for i, number in enumerate(found):
+                    if number is None:
+                        key = hashed[i]
+                        number = index.get(key)
+                        if number is None:
+                            number = index[key] = len(self.shown)
+                            self.shown.append((keys[i],))
+                            self.hashed.append(key)
+                        found[i] = number
+        return np.array(found, dtype=np.int64)
 
 
 @dataclass
@@ -524,7 +550,8 @@ class Partial:
 
     Groups are numbered densely in the order first seen.  With a `table`, groups may also
     be interned by their number in that table (`intern_numbers`), which needs no Python work
-    per row or per known key."""
+    per row or per known key; their keys are then copied from the table only when asked for
+    (`keys`, `shown`), so a merge or a `limit` of many groups builds no lists per group."""
 
     states: list[agg.Aggregate]
     table: KeyTable | None = None
@@ -535,12 +562,35 @@ class Partial:
     rows: int = 0
     _local: Int64Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
+    @property
+    def size(self) -> int:
+        """The number of groups."""
+        return len(self.numbers) if self.table is not None else len(self.display)
+
+    def keys(self) -> tuple[list[tuple[Any, ...]], list[Any]]:
+        """Every group's display key and hashable key."""
+        table = self.table
+        if table is not None and len(self.display) < len(self.numbers):
+            copied = self.numbers[len(self.display) :]
+            self.display.extend([table.shown[i] for i in copied])
+            self.hashed.extend([table.hashed[i] for i in copied])
+        return self.display, self.hashed
+
+    def shown(self, gs: Sequence[int]) -> list[tuple[Any, ...]]:
+        """The display keys of groups `gs`."""
+        table = self.table
+        if table is None or len(self.display) >= len(self.numbers):
+            return [self.display[g] for g in gs]
+        numbers = self.numbers
+        return [table.shown[numbers[g]] for g in gs]
+
     def _grown(self) -> None:
-        size = len(self.display)
+        size = self.size
         for state in self.states:
             state.grow(size)
 
     def intern(self, keys: Sequence[tuple[Any, ...]], hashed: Sequence[Any]) -> Int64Array:
+        self.keys()  # groups interned by number so far get their keys before the table goes
         if len(self.index) != len(self.display):
             self.index = {key: g for g, key in enumerate(self.hashed)}
         self.table = None  # groups added here have no table numbers
@@ -575,12 +625,9 @@ class Partial:
                 new = np.flatnonzero(np.bincount(unseen, minlength=len(table)))
             else:
                 new = np.unique(unseen)
-            start = len(self.display)
+            start = len(self.numbers)
             self._local[new] = np.arange(start, start + new.size, dtype=np.int64)
-            chosen = new.tolist()
-            self.display.extend([table.shown[i] for i in chosen])
-            self.hashed.extend([table.hashed[i] for i in chosen])
-            self.numbers.extend(chosen)
+            self.numbers.extend(new.tolist())
             self._grown()
             local = self._local[numbers]
         return local
@@ -589,7 +636,7 @@ class Partial:
         if self.table is not None and other.table is self.table:
             mapping = self.intern_numbers(np.asarray(other.numbers, dtype=np.int64))
         else:
-            mapping = self.intern(other.display, other.hashed)
+            mapping = self.intern(*other.keys())
         for mine, theirs in zip(self.states, other.states, strict=True):
             mine.merge(theirs, mapping)
         self.rows += other.rows
@@ -640,7 +687,7 @@ def _fold_block(
         width = int(a.interval)
         uniq, inverse = _dense_codes((ts + (UNIX_EPOCH_DOTNET_TICKS - origin)) // width)
         slices = [("t", int(s)) for s in uniq.tolist()]
-        parts.append(_Keys(inverse, slices, [(s,) for s in slices], slices))
+        parts.append(_Keys(inverse, slices, slices))
     if partial.table is not None:
         # One plain grouping, numbered by the key table: numpy only, per row and per key.
         grouping = a.keys[0]
@@ -682,8 +729,7 @@ def _dense_codes(values: Int64Array) -> tuple[Int64Array, Int64Array]:
 def _values_size(values: Values) -> int:
     size = values.n * 9 + (values.exact.nbytes if values.exact is not None else 0)
     if values.has_strings():
-        offsets, data = values.dense_strings()
-        size += offsets.nbytes + len(data)
+        size += values.string_bytes()
     return size + 256
 
 
@@ -704,22 +750,28 @@ def _values(block: BlockSource, batch: Batch, expr: ast.Node) -> Values:
 @dataclass(frozen=True)
 class _Keys:
     """One grouping over some rows: a code per row, and per code the key as shown, as a
-    one-element row key, and as a hashable key (`aggregates.hashable`)."""
+    one-element row key (`shown`, made when first asked for: grouping through a key table
+    needs it for new keys only), and as a hashable key (`aggregates.hashable`)."""
 
     codes: Int64Array
     keys: list[Any]
-    shown: list[tuple[Any, ...]]
     hashed: list[Any]
 
     @staticmethod
     def of(codes: Int64Array, keys: list[Any], ci: bool) -> _Keys:
+        if not ci and set(map(type, keys)) <= {str}:
+            return _Keys(codes, keys, keys)  # a string is its own hashable key
         hashed = [k if type(k) is str and not ci else agg.hashable(k, ci) for k in keys]
-        return _Keys(codes, keys, [(k,) for k in keys], hashed)
+        return _Keys(codes, keys, hashed)
+
+    @functools.cached_property
+    def shown(self) -> list[tuple[Any, ...]]:
+        return [(k,) for k in self.keys]
 
     def rows(self, rows: Int64Array | None) -> _Keys:
         if rows is None:
             return self
-        return _Keys(self.codes[rows], self.keys, self.shown, self.hashed)
+        return _Keys(self.codes[rows], self.keys, self.hashed)
 
 
 def _group_codes(block: BlockSource, batch: Batch, grouping: ast.Grouping) -> _Keys:
@@ -780,7 +832,7 @@ def _table_numbers(
     """The key-table numbers of a block's distinct keys (kept with the block)."""
 
     def compute() -> Int64Array:
-        numbers = table.ids(keys.shown, keys.hashed)
+        numbers = table.ids(keys.keys, keys.hashed)
         numbers.flags.writeable = False
         return numbers
 
@@ -875,7 +927,7 @@ def query(
     for partial in partials:
         total.merge(partial)
     deadline.check()
-    if not total.display and not a.keys and a.interval is None:
+    if not total.size and not a.keys and a.interval is None:
         total.intern([()], [()])  # an aggregate over no rows still has its one row
     return _finish(a, total, origin)
 
@@ -898,17 +950,127 @@ def _simple_rows(a: _Analysis, total: Partial) -> list[tuple[int | None, list[An
     key_index = {g.expr: i for i, g in enumerate(a.keys)}
     if not all(c.expr in calls or c.expr in key_index for c in q.columns):
         return None
-    gs = np.arange(len(total.display), dtype=np.int64)
+    display, _ = total.keys()
+    gs = np.arange(len(display), dtype=np.int64)
     results_of = [total.states[i].results_json(gs) for i in range(len(a.specs))]
     key_offset = 1 if a.interval is not None else 0
     # Column by column, then zipped into rows: no per-group Python beyond the zip.
-    keys = [[shown[key_offset + j] for shown in total.display] for j in range(len(a.keys))]
+    keys = [[shown[key_offset + j] for shown in display] for j in range(len(a.keys))]
     columns = list(keys)
     for column in q.columns:
         i = calls.get(column.expr)
         columns.append(results_of[i] if i is not None else keys[key_index[column.expr]])
-    slices = [s[0][1] for s in total.display] if key_offset else [None] * len(total.display)
+    slices = [s[0][1] for s in display] if key_offset else [None] * len(display)
     return list(zip(slices, map(list, zip(*columns, strict=True)), strict=True))
+
+
+def _dense_ranks(values: Sequence[Any]) -> Int64Array:
+    """Each value's rank in `aggregates.order_key` order, equal values sharing a rank."""
+    n = len(values)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    # Strings (the usual group key) compare directly; the few other values by their
+    # order_key, before the strings (undefined, null, booleans, numbers) or after them
+    # (arrays, objects).
+    if set(map(type, values)) <= {str}:
+        texts, others = list(range(n)), []
+    else:
+        texts = [i for i, v in enumerate(values) if isinstance(v, str)]
+        others = [i for i, v in enumerate(values) if not isinstance(v, str)]
+    other_keys = {i: agg.order_key(values[i]) for i in others}
+    before = sorted((i for i in others if other_keys[i][0] < 4), key=other_keys.__getitem__)
+    after = sorted((i for i in others if other_keys[i][0] > 4), key=other_keys.__getitem__)
+    texts.sort(key=values.__getitem__)
+    order = before + texts + after
+    keys: list[Any] = [other_keys[i] for i in before]
+    keys += [values[i] for i in texts]
+    keys += [other_keys[i] for i in after]
+    # A new rank wherever the key changes (a tuple never equals a string: runs part too).
+    steps = [False, *map(operator.ne, keys[1:], keys[:-1])]
+    ranks = np.zeros(n, dtype=np.int64)
+    ranks[np.asarray(order, dtype=np.int64)] = np.cumsum(np.asarray(steps, dtype=np.int64))
+    return ranks
+
+
+def _number_ranks(values: npt.NDArray[np.float64], shown: BoolArray) -> Int64Array:
+    """Ranks of numbers shown as numbers, after those shown as null (`order_key` order)."""
+    ranks = np.zeros(values.size, dtype=np.int64)
+    _, inverse = np.unique(values[shown], return_inverse=True)
+    ranks[shown] = inverse.reshape(-1) + 1
+    return ranks
+
+
+def _limited_rows(a: _Analysis, total: Partial) -> list[list[Any]] | None:
+    """Rows of a query whose columns are bare aggregates or group keys, with no `having`
+    and no time slices: the groups are ordered with numpy (an integer rank per ordering
+    column) and only the `limit` rows returned are built.  None when the query needs the
+    general path."""
+    q = a.query
+    if a.interval is not None or q.having is not None or any(s.rowset for s in a.specs):
+        return None
+    calls: dict[ast.Node, int] = {s.call: i for i, s in enumerate(a.specs)}
+    key_index = {g.expr: i for i, g in enumerate(a.keys)}
+    if not all(c.expr in calls or c.expr in key_index for c in q.columns):
+        return None
+    names = [*a.key_names, *a.column_names]
+    # (column index, descending), most significant first; as `_ordered`, keys come last.
+    orderings: list[tuple[int, bool]] = []
+    for item in q.order_by:
+        if isinstance(item, ast.TimeOrdering):
+            continue
+        if item.alias not in names:
+            raise QueryError(f"`order by {item.alias}` names no column of the query", item.span)
+        if item.ci:
+            return None
+        orderings.append((names.index(item.alias), item.descending))
+    orderings.extend((i, False) for i in range(len(a.keys)))
+    n = total.size
+    everything = np.arange(n, dtype=np.int64)
+
+    def key_ranks(j: int) -> Int64Array:
+        table = total.table
+        if j == 0 and len(a.keys) == 1 and table is not None and len(table) <= 4 * n + 1024:
+            return table.ranks()[np.asarray(total.numbers, dtype=np.int64)]
+        return _dense_ranks([shown[j] for shown in total.keys()[0]])
+
+    def ranks_of(column: int) -> Int64Array | None:
+        if column < len(a.keys):
+            return key_ranks(column)
+        expr = q.columns[column - len(a.keys)].expr
+        i = calls.get(expr)
+        if i is None:
+            return key_ranks(key_index[expr])
+        numbers = total.states[i].results_numbers(everything)
+        return None if numbers is None else _number_ranks(*numbers)
+
+    sort_keys: list[Int64Array] = []
+    for index, descending in orderings:
+        ranks = ranks_of(index)
+        if ranks is None:
+            return None
+        sort_keys.append(-ranks if descending else ranks)
+    # lexsort is stable (equal rows keep group order, as list.sort does) and takes the most
+    # significant key last.
+    if len(sort_keys) == 1:
+        gs = np.argsort(sort_keys[0], kind="stable")[: q.limit]
+    else:
+        gs = np.lexsort(sort_keys[::-1])[: q.limit] if sort_keys else everything[: q.limit]
+    chosen = gs.tolist()
+    shown = total.shown(chosen)
+    keys = [[key[j] for key in shown] for j in range(len(a.keys))]
+    results: dict[int, list[Any]] = {}
+    columns = list(keys)
+    for column in q.columns:
+        i = calls.get(column.expr)
+        if i is None:
+            columns.append(keys[key_index[column.expr]])
+            continue
+        if i not in results:
+            results[i] = total.states[i].results_json(gs)
+        columns.append(results[i])
+    rows = [list(row) for row in zip(*columns, strict=True)]
+    _json_columns(rows, range(len(a.keys)))
+    return rows
 
 
 _JSON_SCALARS: Final = (str, int, float, bool, type(None))
@@ -929,10 +1091,13 @@ def _json_columns(rows: list[list[Any]], columns: Iterable[int]) -> None:
 
 def _finish(a: _Analysis, total: Partial, origin: int) -> QueryResult:
     q = a.query
+    limited = _limited_rows(a, total)
+    if limited is not None:
+        return QueryResult([*a.key_names, *a.column_names], limited)
     key_offset = 1 if a.interval is not None else 0
     simple = _simple_rows(a, total)
     results: list[tuple[int | None, list[Any]]] = simple or []  # (slice, row values)
-    for g, shown in enumerate(total.display if simple is None else ()):
+    for g, shown in enumerate(total.keys()[0] if simple is None else ()):
         aggregates: dict[ast.Node, Any] = {
             s.call: state.result(g) for s, state in zip(a.specs, total.states, strict=True)
         }

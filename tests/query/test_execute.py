@@ -181,6 +181,12 @@ QUERIES = [
     "select count(*) from stream where @MessageTemplate like '%timeout%' ci",
     "select count(*) from stream group by Application, @Level limit 4",
     "select mean(Elapsed) from stream group by @Level having mean(Elapsed) > 20",
+    "select count(*) as n from stream group by RequestPath order by n desc limit 3",
+    "select percentile(Elapsed, 50) as p, count(*) from stream group by Application"
+    " order by p limit 2",
+    "select max(StatusCode) as m from stream group by RequestPath as path"
+    " order by m desc, path desc",
+    "select count(*) from stream group by RequestPath limit 2",
 ]
 
 

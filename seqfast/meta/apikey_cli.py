@@ -21,11 +21,11 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seqfast.config import config_from_args
 from seqfast.errors import SeqfastError
+from seqfast.meta.cli_common import table, with_database
 
 if TYPE_CHECKING:
     from seqfast.meta.apikeys import ApiKey, ApiKeys, JsonValue
@@ -53,7 +53,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     """Adds the create, list and remove commands to `parser`."""
     commands = parser.add_subparsers(dest="apikey_command", required=True, metavar="COMMAND")
 
-    create = _with_database(commands.add_parser("create", help="create a key; prints its token"))
+    create = with_database(commands.add_parser("create", help="create a key; prints its token"))
     create.add_argument("--title", required=True, help="what the key is for")
     create.add_argument(
         "--permissions",
@@ -75,24 +75,13 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--json", action="store_true", help="print the key as JSON")
     create.set_defaults(run=_guarded(_create))
 
-    listing = _with_database(commands.add_parser("list", help="list the keys (never tokens)"))
+    listing = with_database(commands.add_parser("list", help="list the keys (never tokens)"))
     listing.add_argument("--json", action="store_true", help="print the keys as JSON")
     listing.set_defaults(run=_guarded(_list))
 
-    remove = _with_database(commands.add_parser("remove", help="remove a key"))
+    remove = with_database(commands.add_parser("remove", help="remove a key"))
     remove.add_argument("id", help="the key's id (apikey-…)")
     remove.set_defaults(run=_guarded(_remove))
-
-
-def _with_database(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--data", metavar="DIR", help="data directory (default ./seqfast-data)")
-    parser.add_argument(
-        "--metadata-db",
-        metavar="URL",
-        help="SQLAlchemy URL of the metadata database (default <data>/metadata.sqlite)",
-    )
-    parser.add_argument("--config", metavar="FILE", type=Path, help="the server's TOML config file")
-    return parser
 
 
 def _guarded(command: _Command) -> _Command:
@@ -201,12 +190,7 @@ def format_table(keys: Sequence[ApiKey]) -> str:
         )
         for key in keys
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        + "\n"
-        for row in rows
-    )
+    return table(rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 The metadata database is found exactly as `seqfast serve` and `seqfast apikey` find it, and
 signals and policies can be managed while the server runs (it reads them on every retention
 pass and every search).  `retention apply` opens the data directory itself, so it runs only
-while the server does not (the server applies the policies every
+while the server does not (the leading node applies the policies every
 `retention_interval_seconds`, and on `POST /api/retentionpolicies/apply`).
 
 Input a user got wrong (a filter that does not parse, an unknown id, a bad duration) ends with
@@ -18,11 +18,11 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seqfast.config import config_from_args, parse_size
 from seqfast.errors import SeqfastError
+from seqfast.meta.cli_common import table, with_database
 
 if TYPE_CHECKING:
     from seqfast.meta.retention_policies import RetentionPolicies, RetentionPolicy
@@ -41,7 +41,7 @@ def add_parsers(subparsers: Any) -> None:
         "signal", help="create, list and remove signals", description="Manage signals."
     )
     commands = signal.add_subparsers(dest="signal_command", required=True, metavar="COMMAND")
-    create = _with_database(commands.add_parser("create", help="create a signal"))
+    create = with_database(commands.add_parser("create", help="create a signal"))
     create.add_argument("--title", required=True, help="the signal's name")
     create.add_argument(
         "--filter",
@@ -54,10 +54,10 @@ def add_parsers(subparsers: Any) -> None:
     create.add_argument("--description", default="", help="what the signal is for")
     create.add_argument("--json", action="store_true", help="print the signal as JSON")
     create.set_defaults(run=_guarded(_create_signal))
-    listing = _with_database(commands.add_parser("list", help="list the signals"))
+    listing = with_database(commands.add_parser("list", help="list the signals"))
     listing.add_argument("--json", action="store_true", help="print the signals as JSON")
     listing.set_defaults(run=_guarded(_list_signals))
-    remove = _with_database(commands.add_parser("remove", help="remove a signal"))
+    remove = with_database(commands.add_parser("remove", help="remove a signal"))
     remove.add_argument("id", help="the signal's id (signal-N)")
     remove.set_defaults(run=_guarded(_remove_signal))
 
@@ -67,7 +67,7 @@ def add_parsers(subparsers: Any) -> None:
         description="Manage retention policies.",
     )
     commands = retention.add_subparsers(dest="retention_command", required=True, metavar="COMMAND")
-    create = _with_database(commands.add_parser("create", help="create a retention policy"))
+    create = with_database(commands.add_parser("create", help="create a retention policy"))
     create.add_argument(
         "--after",
         metavar="DURATION",
@@ -90,13 +90,13 @@ def add_parsers(subparsers: Any) -> None:
     )
     create.add_argument("--json", action="store_true", help="print the policy as JSON")
     create.set_defaults(run=_guarded(_create_policy))
-    listing = _with_database(commands.add_parser("list", help="list the retention policies"))
+    listing = with_database(commands.add_parser("list", help="list the retention policies"))
     listing.add_argument("--json", action="store_true", help="print the policies as JSON")
     listing.set_defaults(run=_guarded(_list_policies))
-    remove = _with_database(commands.add_parser("remove", help="remove a retention policy"))
+    remove = with_database(commands.add_parser("remove", help="remove a retention policy"))
     remove.add_argument("id", help="the policy's id (retentionpolicy-N)")
     remove.set_defaults(run=_guarded(_remove_policy))
-    apply = _with_database(
+    apply = with_database(
         commands.add_parser(
             "apply", help="apply the policies now (while the server is not running)"
         )
@@ -109,17 +109,6 @@ def _size(text: str) -> int:
         return parse_size(text)
     except Exception as exc:  # config's own error type is private; its message is the point
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
-
-
-def _with_database(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--data", metavar="DIR", help="data directory (default ./seqfast-data)")
-    parser.add_argument(
-        "--metadata-db",
-        metavar="URL",
-        help="SQLAlchemy URL of the metadata database (default <data>/metadata.sqlite)",
-    )
-    parser.add_argument("--config", metavar="FILE", type=Path, help="the server's TOML config file")
-    return parser
 
 
 def _guarded(command: _Command) -> _Command:
@@ -190,7 +179,7 @@ def format_signals(signals: Sequence[Signal]) -> str:
     rows = [("ID", "TITLE", "FILTERS")] + [
         (s.id, s.title, " and ".join(f"({f.filter})" for f in s.filters) or "-") for s in signals
     ]
-    return _table(rows)
+    return table(rows)
 
 
 # -- retention policies ------------------------------------------------------------------------
@@ -253,16 +242,7 @@ def format_policies(policies: Sequence[RetentionPolicy]) -> str:
         )
         for p in policies
     ]
-    return _table(rows)
-
-
-def _table(rows: Sequence[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        + "\n"
-        for row in rows
-    )
+    return table(rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

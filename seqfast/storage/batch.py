@@ -103,13 +103,18 @@ class DictionaryColumn(Column):
         self.tags = tags
         self.nums = nums
         self.dictionary = dictionary
-        self._coded = dictionary  # the same, typed as always present
         self._strings: tuple[Int64Array, bytes] | None = None
+
+    @property
+    def coded(self) -> tuple[Int64Array, Int64Array, bytes]:
+        """`dictionary`, which a DictionaryColumn always has."""
+        assert self.dictionary is not None
+        return self.dictionary
 
     def _expanded(self) -> tuple[Int64Array, bytes]:
         strings = self._strings
         if strings is None:
-            codes, offsets, data = self._coded
+            codes, offsets, data = self.coded
             strings = _native.gather_strings(offsets, data, codes)
             self._strings = strings  # racing threads build the same value: either one wins
         return strings
@@ -137,7 +142,7 @@ class DictionaryColumn(Column):
 
     @property
     def string_count(self) -> int:
-        return int(self._coded[0].shape[0])
+        return int(self.coded[0].shape[0])
 
 
 def string_count(col: Column) -> int:
@@ -233,7 +238,7 @@ def _take_column(col: Column, idx: Int64Array) -> Column:
     offsets, data = np.zeros(1, dtype=np.int64), b""
     if isinstance(col, DictionaryColumn) and not col.expanded:
         # A few rows of a dictionary column: straight from the dictionary.
-        codes, dict_offsets, dict_data = col._coded
+        codes, dict_offsets, dict_data = col.coded
         is_str = string_rows(col.tags)
         chosen = idx[is_str[idx]]
         offsets, data = _native.gather_strings(

@@ -48,4 +48,6 @@ ensure_node_deps() {
 }
 ensure_node_deps
 
+# Derandomized property tests: a run is reproducible from the commit (tests/conftest.py).
+export HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-ci}
 exec "$VENV/bin/python" -m pytest "$@"

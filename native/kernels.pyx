@@ -137,6 +137,113 @@ def match_strings(
     return out
 
 
+# --- whether any string of a list contains a text -----------------------------------------
+#
+# A search that only needs to know whether some string of a list holds a text (to rule a
+# whole column out unread) scans the list's bytes once rather than string by string: short
+# strings cost no per-string setup and the scan stops at the first match.  A byte match
+# counts only when it lies inside one string.  The answer is what `match_strings` in contains
+# mode would give for the list as a whole: 1 when some string answers 1, else 2 when some
+# string is undecided, else 0.
+
+
+# English letters from the most to the least frequent: the needle byte looked for is its
+# rarest one, so that few candidates need checking.
+cdef const char* _LETTERS_BY_FREQUENCY = b"ETAOINSHRDLCUMWFGYPBVKJXQZ"
+
+
+cdef inline int _rarity(uint8_t c) noexcept nogil:
+    cdef int i
+    if 65 <= c <= 90:
+        for i in range(26):
+            if _LETTERS_BY_FREQUENCY[i] == c:
+                return i
+    if c == 32:
+        return -1
+    if 48 <= c <= 57:
+        return 10
+    return 30
+
+
+cdef inline Py_ssize_t _anchor(const uint8_t* nd, Py_ssize_t nn) noexcept nogil:
+    # The (folded) needle byte to look for: the rarest one.
+    cdef Py_ssize_t j, best = 0
+    for j in range(1, nn):
+        if _rarity(_upper(nd[j])) >= _rarity(_upper(nd[best])):
+            best = j
+    return best
+
+
+cdef inline Py_ssize_t _next(
+    const uint8_t* base, uint8_t c, Py_ssize_t lo, Py_ssize_t hi
+) noexcept nogil:
+    # The first position in [lo, hi] holding c, or -1.
+    cdef const uint8_t* hit
+    if lo > hi:
+        return -1
+    hit = <const uint8_t*>memchr(base + lo, c, <size_t>(hi - lo + 1))
+    return -1 if hit == NULL else hit - base
+
+
+def contains_any(
+    const int64_t[::1] offsets not None,
+    const uint8_t[::1] data not None,
+    const uint8_t[::1] needle not None,
+    bint fold,
+):
+    """Whether some string of (offsets, data) contains `needle`; with `fold`, ignoring case
+    (the needle already folded).  1: one does; 0: none does; 2: bytes cannot decide (with
+    `fold`: a non-ASCII needle and some non-ASCII text, or a needle holding I or S and text
+    that may hold dotless i or long s; see the top of this file)."""
+    cdef Py_ssize_t m = offsets.shape[0] - 1, nn = needle.shape[0]
+    cdef Py_ssize_t k = 0, start, stop, hi, j, at, pa, pb
+    cdef const uint8_t* base = _bytes_ptr(data)
+    cdef const uint8_t* nd = _bytes_ptr(needle)
+    cdef uint8_t a, b
+    cdef int answer = 0
+    cdef bint needle_ascii = _ascii(nd, nn)
+    _check_offsets(offsets, data.shape[0])
+    if m <= 0:
+        return 0
+    with nogil:
+        start = offsets[0]
+        stop = offsets[m]
+        if nn == 0:
+            answer = 1
+        elif fold and not needle_ascii:
+            # Only non-ASCII text can hold it, and that is left to the caller.
+            answer = 0 if _ascii(base + start, stop - start) else 2
+        else:
+            # Candidates are the places of the needle's rarest byte, in either spelling of a
+            # letter when folding: two memchr scans, each resumed past the candidate it gave.
+            j = _anchor(nd, nn)
+            a = nd[j]
+            b = a + 32 if fold and 65 <= a <= 90 else a
+            hi = stop - nn + j  # the last place the anchor byte of a match can be
+            pa = _next(base, a, start + j, hi)
+            pb = _next(base, b, start + j, hi) if b != a else -1
+            while pa >= 0 or pb >= 0:
+                at = pa if pb < 0 or (0 <= pa < pb) else pb
+                if _same(base + at - j, nd, nn, fold):
+                    while offsets[k + 1] <= at - j:
+                        k += 1
+                    if at - j + nn <= offsets[k + 1]:
+                        answer = 1
+                        break
+                if pa == at:
+                    pa = _next(base, a, at + 1, hi)
+                if pb == at:
+                    pb = _next(base, b, at + 1, hi)
+            if (
+                answer == 0
+                and fold
+                and _has_i_or_s(nd, nn)
+                and _may_fold_to_i_or_s(base + start, stop - start)
+            ):
+                answer = 2
+    return answer
+
+
 cdef bint _like(
     const uint8_t* s, Py_ssize_t sn, const uint8_t* pat, Py_ssize_t pn, bint fold
 ) noexcept nogil:

@@ -22,7 +22,7 @@ from seqfast.api.cluster_routes import ClusterHealth, cluster_routes
 from seqfast.api.http import HttpServer, Limits
 from seqfast.api.ingest import Ingestion, IngestLimits
 from seqfast.api.proxy import LeaderForwarding, Proxy
-from seqfast.api.signal_routes import apply_retention, signal_routes
+from seqfast.api.signal_routes import apply_retention, signal_routes, tell_saved_filters
 from seqfast.cluster import test_hooks
 from seqfast.cluster.clock import BoottimeClock
 from seqfast.cluster.dispatcher import LeaderContext
@@ -176,6 +176,7 @@ async def serve(config: Config, *, task_status: Any = trio.TASK_STATUS_IGNORED) 
             async with trio.open_nursery() as background:
                 background.start_soon(ingestion.watch_disk)
                 background.start_soon(_flush_metrics_periodically, keys)
+                background.start_soon(_tell_saved_filters_periodically, store, saved_signals)
                 node_done = trio.Event()
                 background.start_soon(_run_node, runtime, monitor, node_done)
                 if not config.cluster_db:
@@ -308,6 +309,19 @@ async def _flush_metrics_periodically(keys: ApiKeys, period: float = 30.0) -> No
     while True:
         await trio.sleep(period)
         await trio.to_thread.run_sync(keys.flush_metrics)
+
+
+async def _tell_saved_filters_periodically(
+    store: Store, signals: Signals, period: float = 60.0
+) -> None:
+    """Gives the store the signals' filters at start, then every `period` seconds (the
+    signal routes also do at each change; this catches changes made through another node)."""
+    while True:
+        try:
+            await trio.to_thread.run_sync(tell_saved_filters, store, signals)
+        except SeqfastError as exc:  # the metadata database failed: keep the filters known
+            logs.log("Warning", "Saved filters not refreshed: {Reason}", Reason=str(exc))
+        await trio.sleep(period)
 
 
 def _version() -> str:

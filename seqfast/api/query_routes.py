@@ -70,6 +70,7 @@ class QueryableStore(Protocol):
         start: str | int | None = None,
         end: str | int | None = None,
         timeout: float | None = None,
+        extra_filters: Sequence[str] = (),
     ) -> QueryResult: ...
 
     def get(self, event_id: str) -> dict[str, Any] | None: ...
@@ -183,6 +184,7 @@ class DataParams:
     end: str | None
     timeout: float | None  # the query's own timeoutMS, in seconds
     csv: bool
+    signal: str | None = None  # a signal expression whose filters are `and`ed to `where`
 
 
 def data_params(params: Mapping[str, str]) -> DataParams:
@@ -200,7 +202,14 @@ def data_params(params: Mapping[str, str]) -> DataParams:
     fmt = params.get("format", "")
     if fmt not in ("", "json", "application/json", "text/csv", "csv"):
         raise BadParameter(f"format must be text/csv or application/json, not {fmt!r}")
-    return DataParams(q=q, start=start, end=end, timeout=timeout, csv=fmt in ("text/csv", "csv"))
+    return DataParams(
+        q=q,
+        start=start,
+        end=end,
+        timeout=timeout,
+        csv=fmt in ("text/csv", "csv"),
+        signal=params.get("signal") or None,
+    )
 
 
 # --- answers (pure) ----------------------------------------------------------------------------
@@ -394,15 +403,17 @@ class QueryApi:
                 return error_response(400, str(exc))
         try:
             p = data_params(params)
-            if params.get("signal"):
-                raise BadParameter("signal is not supported by /api/data: put the filter in where")
+            # Signals live in the metadata database: look them up off the event loop.
+            extra = await trio.to_thread.run_sync(self.signal_filters, p.signal)
         except BadParameter as exc:
             return error_response(400, str(exc))
         timeout = self._timeout(p.timeout)
         started = time.perf_counter()
         try:
             result = await self._run(
-                lambda: self.store.query(p.q, start=p.start, end=p.end, timeout=timeout)
+                lambda: self.store.query(
+                    p.q, start=p.start, end=p.end, timeout=timeout, extra_filters=extra
+                )
             )
         except Exception as exc:
             return self._failure(exc, p.q, timeout)

@@ -18,6 +18,7 @@ worker thread, so the server stays responsive.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -49,6 +50,13 @@ def _error(status: int, message: str) -> JSONResponse:
 def apply_retention(store: Store, signals: Signals, policies: RetentionPolicies) -> RetentionReport:
     """One retention pass with the policies in the metadata database (blocking)."""
     return store.apply_retention(policies.rules(signals))
+
+
+def tell_saved_filters(store: Store, signals: Signals) -> None:
+    """Gives the store every signal's filters, for the bitmaps it builds (blocking)."""
+    store.set_saved_filters(
+        {s.id: [f.filter for f in s.filters if f.filter.strip()] for s in signals.list()}
+    )
 
 
 def signal_routes(
@@ -95,6 +103,12 @@ def signal_routes(
             raise InvalidSignal("a signal needs a Title")
         return title
 
+    async def saved_filters_changed() -> None:
+        # The change is made: a failure to read the signals back must not turn it into an
+        # error answer (the server gives the store the saved filters again every minute).
+        with contextlib.suppress(SeqfastError):
+            await run_in_threadpool(tell_saved_filters, store, signals)
+
     # -- signals -------------------------------------------------------------------------------
 
     async def list_signals(request: Request) -> Response:
@@ -118,6 +132,7 @@ def signal_routes(
             filters_from_json(body.get("Filters")),
             body.get("Description"),
         )
+        await saved_filters_changed()
         return JSONResponse(created.to_json(), status_code=201)
 
     async def update_signal(request: Request) -> Response:
@@ -128,6 +143,7 @@ def signal_routes(
             filters_from_json(body.get("Filters")),
             body.get("Description"),
         )
+        await saved_filters_changed()
         return JSONResponse(updated.to_json())
 
     async def remove_signal(request: Request) -> Response:
@@ -139,6 +155,7 @@ def signal_routes(
             return _error(409, str(exc))
         if not removed:
             return _error(404, f"there is no signal {request.path_params['id']!r}")
+        await saved_filters_changed()
         return Response(status_code=204)
 
     # -- retention policies --------------------------------------------------------------------

@@ -34,6 +34,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from seqfast import _native
 from seqfast.query.values import (
     K_NULL,
     K_NUMBER,
@@ -124,6 +125,8 @@ class Aggregate:
     """The interface every partial state implements."""
 
     size = 0
+    # Whether `update` looks at the rows' ts and seq (others are given empty arrays).
+    uses_time = False
 
     def grow(self, size: int) -> None:
         raise NotImplementedError
@@ -190,8 +193,8 @@ class Count(Aggregate):
 def _numbers(gids: Int64Array, values: Values | None) -> tuple[Int64Array, Float64Array]:
     """The groups and values of the rows whose value is a number."""
     assert values is not None
-    mask = values.kind == K_NUMBER
-    return gids[mask], values.numbers[mask]
+    rows, numbers = values.number_rows()
+    return (gids, numbers) if rows is None else (gids[rows], numbers)
 
 
 class Sum(Aggregate):
@@ -291,7 +294,7 @@ class Percentile(Aggregate):
         self.p = p
         self.gid_chunks: list[Int64Array] = []
         self.value_chunks: list[Float64Array] = []
-        self._sorted: tuple[Float64Array, Int64Array] | None = None
+        self._picked: tuple[Float64Array, Int64Array] | None = None
 
     def fresh(self) -> Percentile:
         return Percentile(self.p)
@@ -306,13 +309,13 @@ class Percentile(Aggregate):
         if g.size:
             self.gid_chunks.append(g)
             self.value_chunks.append(x)
-            self._sorted = None
+            self._picked = None
 
     def merge(self, other: Percentile, mapping: Int64Array) -> None:
         for g, x in zip(other.gid_chunks, other.value_chunks, strict=True):
             self.gid_chunks.append(mapping[g])
             self.value_chunks.append(x)
-        self._sorted = None
+        self._picked = None
 
     def _rows(self) -> tuple[Int64Array, Float64Array]:
         if not self.gid_chunks:
@@ -323,45 +326,18 @@ class Percentile(Aggregate):
             self.value_chunks = [np.concatenate(self.value_chunks)]
         return self.gid_chunks[0], self.value_chunks[0]
 
-    def _sort(self, g: Int64Array, x: Float64Array) -> tuple[Float64Array, Int64Array]:
-        """The values by group, then value, and where each group starts among them."""
-        n = x.size
-        by_value = np.argsort(x)
-        if self.size <= 1 << 16:
-            # A stable sort of 16-bit group numbers is a radix sort: a few passes, no compares.
-            by_group = np.argsort(g[by_value].astype(np.uint16), kind="stable")
-            order = by_value[by_group]
-        else:
-            # One integer sort of group * n + rank (about three times faster than a lexsort).
-            ranks = np.empty(n, dtype=np.int64)
-            ranks[by_value] = np.arange(n, dtype=np.int64)
-            order = np.argsort(g * n + ranks) if n else np.zeros(0, dtype=np.int64)
-        starts = np.searchsorted(g[order], np.arange(self.size + 1))
-        return x[order], starts
-
     def _prepare(self) -> tuple[Float64Array, Int64Array]:
-        if self._sorted is None:
-            self._sorted = self._sort(*self._rows())
-        return self._sorted
+        """Every group's percentile (0 where it has no number) and count of numbers."""
+        if self._picked is None:
+            g, x = self._rows()
+            # Bucketed by group, then each bucket ordered only as far as its rank (native):
+            # linear in the numbers, where a sort of all of them is not.
+            self._picked = _native.group_percentiles(g, x, self.size, float(self.p))
+        return self._picked
 
     def _picks(self, gs: Int64Array) -> tuple[Float64Array, BoolArray]:
-        if self._sorted is None and 4 * gs.size < self.size:
-            # A few of many groups (a `limit`): sort only their numbers.
-            g, x = self._rows()
-            wanted = np.zeros(self.size, dtype=np.bool_)
-            wanted[gs] = True
-            keep = wanted[g]
-            x, starts = self._sort(g[keep], x[keep])
-        else:
-            x, starts = self._prepare()
-        lo = starts[gs]
-        counts = starts[gs + 1] - lo
-        # Nearest rank: ceil(p/100 * n), at least 1; computed in floats as `result` does.
-        ranks = np.maximum(1, np.ceil(self.p / 100 * counts.astype(np.float64))).astype(np.int64)
-        present = counts > 0
-        picks = np.where(present, lo + ranks - 1, 0)
-        values = x[picks] if x.size else np.zeros(gs.size, dtype=np.float64)
-        return values, present
+        values, counts = self._prepare()
+        return values[gs], counts[gs] > 0
 
     def result(self, g: int) -> Any:
         values, present = self._picks(np.array([g], dtype=np.int64))
@@ -377,6 +353,8 @@ class Percentile(Aggregate):
 
 class Extremal(Aggregate):
     """`first(x)` / `last(x)`: the value at the earliest / latest (ts, seq) where defined."""
+
+    uses_time = True
 
     def __init__(self, last: bool) -> None:
         self.last = last

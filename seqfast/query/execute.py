@@ -25,7 +25,9 @@ A query without aggregates or grouping returns the newest `limit` matching rows,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import itertools
 import math
 import operator
@@ -39,8 +41,9 @@ from typing import Any, Final, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from seqfast import _native
 from seqfast.query import aggregates as agg
-from seqfast.query import ast, plan, vector
+from seqfast.query import ast, filter_reads, plan, vector
 from seqfast.query.exec_final import GroupEvaluator, to_json
 from seqfast.query.parse import parse_filter, parse_query
 from seqfast.query.values import UNDEFINED, QueryError, Values, fold_deep
@@ -92,9 +95,18 @@ class BlockSource:
     read: Callable[[Collection[str] | None], Batch]  # ts, seq and the named columns
     stats: Mapping[str, ColumnStats] | None = None  # None: unknown (the head)
     probe: plan.Probe | None = None
+    # strings(column): the column's strings (offsets, data; a dictionary's distinct values),
+    # read without the rest of it; None when it has none.
+    strings: Callable[[str], tuple[Int64Array, bytes] | None] | None = None
     # memo(key, compute, size): a value derived from the whole block (a column's Values, its
     # group codes), computed once and kept while the block's columns are cached.
     memo: Callable[[tuple[Any, ...], Callable[[], Any], Callable[[Any], int]], Any] | None = None
+    # bitmap(key): the rows of the block that the saved filter `key` (`saved_filter`) selects,
+    # as packed bits (np.packbits), or None when there are none (never for the head).
+    bitmap: Callable[[str], npt.NDArray[np.uint8] | None] | None = None
+    # Set by `_with_bitmaps` for one search or query: (its filter, the packed bits of the part
+    # of it that saved bitmaps answer, the rest of it or None).
+    answered: tuple[ast.Node, npt.NDArray[np.uint8], ast.Node | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -214,11 +226,14 @@ def _selected(
     (None: every row).  The filter's own columns are read only when its answer for the
     block is not already known."""
     batch = block.read(columns)
-    mask = rng.mask(batch.ts, batch.seq)
+    # A block wholly in range needs no per-row check (nor its ts and seq decoded for one).
+    mask = None if rng.covers(block) else rng.mask(batch.ts, batch.seq)
     if expr is not None:
 
         def load() -> Batch:
-            return block.read(filter_columns)
+            return filter_reads.filter_batch(
+                block.read, block.stats, block.strings, expr, filter_columns
+            )
 
         selected = _filter_mask(block, load, expr)
         mask = selected if mask is None else mask & selected
@@ -237,7 +252,20 @@ def _depends_on_time(expr: ast.Node) -> bool:
 def _filter_mask(block: BlockSource, load: Callable[[], Batch], expr: ast.Node) -> BoolArray:
     """Which rows of the whole block `expr` selects.  Blocks never change, so the answer is
     kept with the block (as bits, an eighth of a byte per row) and a repeated filter costs no
-    evaluation, as a query condition cache does; filters that read the clock are not kept."""
+    evaluation, as a query condition cache does; filters that read the clock are not kept.
+    The part of `expr` that saved bitmaps answer (`block.answered`) is not evaluated at all."""
+    answered = block.answered
+    if answered is not None and answered[0] is expr:
+        _, bits, rest = answered
+        known: BoolArray = np.unpackbits(bits, count=block.rows).view(np.bool_)
+        if rest is None:
+            return known
+        columns = _needed([rest])  # the rest's own columns, not those the bits answered
+
+        def load_rest() -> Batch:
+            return load() if columns is None else block.read(columns)
+
+        return known & _filter_mask(dataclasses.replace(block, answered=None), load_rest, rest)
     if block.memo is None or _depends_on_time(expr):
         return vector.filter_mask(expr, load())
 
@@ -253,6 +281,73 @@ def _filter_mask(block: BlockSource, load: Callable[[], Batch], expr: ast.Node) 
     return mask
 
 
+# --- saved filters' bitmaps -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SavedFilter:
+    """A saved filter (a signal's filters, all of which must match), whose matches the store
+    keeps per segment block as bits.  `key` is a hash of its canonical text, so that an edited
+    filter gets new bitmaps; `conjuncts` are its top-level `and` operands: the bits stand in
+    for them in any filter that has every one of them among its own."""
+
+    key: str
+    expr: ast.Expr
+    conjuncts: frozenset[ast.Expr]
+
+
+def saved_filter(filters: Sequence[str]) -> SavedFilter | None:
+    """The saved filter of filter texts (parsed as a search parses them); None when it
+    selects every event, or when it reads the clock (its matches change while data does
+    not).  Raises QuerySyntaxError or QueryError for a filter that cannot be run."""
+    expr = _and([parse_filter(text) for text in filters]).expr
+    if expr is None or _depends_on_time(expr):
+        return None
+    vector.check(expr)
+    key = hashlib.sha256(ast.to_source(expr).encode("utf-8")).hexdigest()[:32]
+    return SavedFilter(key, expr, frozenset(_conjuncts(expr)))
+
+
+def _conjuncts(expr: ast.Expr) -> list[ast.Expr]:
+    """The operands of `expr`'s top-level `and` (nested runs flattened): a row matches `expr`
+    exactly when it matches every one."""
+    if isinstance(expr, ast.Logical) and expr.op == "and":
+        return [part for operand in expr.operands for part in _conjuncts(operand)]
+    return [expr]
+
+
+def _with_bitmaps(
+    blocks: Sequence[BlockSource], expr: ast.Expr | None, saved: Sequence[SavedFilter]
+) -> Sequence[BlockSource]:
+    """`blocks`, where saved filters whose conjuncts are all conjuncts of `expr` have bits:
+    without the blocks those bits rule out (no column of them is read), and with the others
+    carrying the bits (`answered`), so that only the rest of `expr` is evaluated on them."""
+    if expr is None or not saved:
+        return blocks
+    parts = _conjuncts(expr)
+    present = set(parts)
+    usable = [s for s in saved if s.conjuncts <= present]
+    if not usable:
+        return blocks
+    rests: dict[frozenset[str], ast.Expr | None] = {}
+    out: list[BlockSource] = []
+    for block in blocks:
+        found = [] if block.bitmap is None else [(s, block.bitmap(s.key)) for s in usable]
+        known = [(s, bits) for s, bits in found if bits is not None]
+        if not known:
+            out.append(block)
+            continue
+        packed = functools.reduce(np.bitwise_and, [bits for _, bits in known])
+        if not packed.any():
+            continue
+        keys = frozenset(s.key for s, _ in known)
+        if keys not in rests:
+            covered = set().union(*(s.conjuncts for s, _ in known))
+            rests[keys] = _and([ast.Filter(p) for p in parts if p not in covered]).expr
+        out.append(dataclasses.replace(block, answered=(expr, packed, rests[keys])))
+    return out
+
+
 # --- search -----------------------------------------------------------------------------------
 
 
@@ -263,15 +358,19 @@ def search(
     rng: Range,
     limit: int,
     timeout: float | None = None,
+    saved: Sequence[SavedFilter] = (),
 ) -> SearchResult:
-    """The newest `limit` events matching every filter in `filters`, newest first."""
+    """The newest `limit` events matching every filter in `filters`, newest first.  Blocks'
+    bitmaps of the `saved` filters stand in for the parts of the filter they answer."""
     parsed = _and([parse_filter(text or "") for text in filters])
     if parsed.expr is not None:
         vector.check(parsed.expr)
     deadline = _Deadline(timeout)
     if limit <= 0:
         return SearchResult([], 0, None)
-    found, scanned = _newest(blocks, parsed.expr, rng, limit, deadline)
+    blocks = _with_bitmaps(blocks, parsed.expr, saved)
+    with vector.query_clock():
+        found, scanned = _newest(blocks, parsed.expr, rng, limit, deadline)
     events = _materialise(found, limit)
     next_id = events[-1]["@id"] if len(events) == limit else None
     return SearchResult(events, scanned, next_id)
@@ -506,6 +605,9 @@ class KeyTable:
         self.hashed: list[Any] = []
         self._lock = threading.Lock()
         self._ranks: Int64Array | None = None
+        # String keys by their UTF-8 bytes as well (native): a block's strings are looked up
+        # without a Python string hashed per key.  `_index` stays the authority.
+        self._strings = _native.StringIds()
 
     def __len__(self) -> int:
         return len(self.shown)
@@ -525,23 +627,63 @@ class KeyTable:
         self._ranks = ranks
         return ranks
 
-    def ids(self, keys: Sequence[Any], hashed: Sequence[Any]) -> Int64Array:
+    def ids(
+        self,
+        keys: Sequence[Any],
+        hashed: Sequence[Any],
+        strings: tuple[int, Int64Array, bytes] | None = None,
+    ) -> Int64Array:
         """The numbers of one grouping's keys (`keys` as shown, `hashed` as hashable), new
-        ones numbered now."""
+        ones numbered now.  `strings` = (first, offsets, data): keys first, first + 1, ...
+        are strings that are their own hashable keys, with these UTF-8 bytes (a string
+        list); they are looked up by their bytes, the others by `hashed`."""
+        if strings is None:
+            return self._hashed_ids(keys, hashed)
+        first, offsets, data = strings
+        stop = first + offsets.size - 1
+        if first == 0 and stop == len(keys):
+            return self._string_ids(keys, hashed, offsets, data)
+        # In key order, so that new keys are numbered as the plain lookup would number them.
+        return np.concatenate(
+            [
+                self._hashed_ids(keys[:first], hashed[:first]),
+                self._string_ids(keys[first:stop], hashed[first:stop], offsets, data),
+                self._hashed_ids(keys[stop:], hashed[stop:]),
+            ]
+        )
+
+    def _hashed_ids(self, keys: Sequence[Any], hashed: Sequence[Any]) -> Int64Array:
         with self._lock:
             index = self._index
             found: list[int | None] = list(map(index.get, hashed))
             if None in found:
                 for i, number in enumerate(found):
                     if number is None:
-                        key = hashed[i]
-                        number = index.get(key)
-                        if number is None:
-                            number = index[key] = len(self.shown)
-                            self.shown.append((keys[i],))
-                            self.hashed.append(key)
-                        found[i] = number
+                        found[i] = self._intern(hashed[i], keys[i])
         return np.array(found, dtype=np.int64)
+
+    def _intern(self, key: Any, shown: Any) -> int:
+        """The number of `key` (hashable form; `shown` as displayed), numbered now if new.
+        The caller holds the lock."""
+        number = self._index.get(key)
+        if number is None:
+            number = self._index[key] = len(self.shown)
+            self.shown.append((shown,))
+            self.hashed.append(key)
+        return number
+
+    def _string_ids(
+        self, keys: Sequence[Any], hashed: Sequence[Any], offsets: Int64Array, data: bytes
+    ) -> Int64Array:
+        with self._lock:
+            found: Int64Array = self._strings.find(offsets, data)
+            missing = np.flatnonzero(found < 0)
+            if missing.size:
+                numbers = [self._intern(hashed[i], keys[i]) for i in missing.tolist()]
+                added = np.array(numbers, dtype=np.int64)
+                found[missing] = added
+                self._strings.add(offsets, data, missing, added)
+        return found
 
 
 @dataclass
@@ -679,8 +821,11 @@ def _fold_block(
     if not count:
         return
     partial.rows += count
-    ts = batch.ts if all_rows else batch.ts[rows]
-    seq = batch.seq if all_rows else batch.seq[rows]
+    ts = seq = _NO_ROWS
+    if a.interval is not None or any(state.uses_time for state in partial.states):
+        # Only then: a block read through the cache decodes its ts and seq on first use.
+        ts = batch.ts if all_rows else batch.ts[rows]
+        seq = batch.seq if all_rows else batch.seq[rows]
     parts: list[_Keys] = []
     evaluated: dict[ast.Node, Values] = {}
     if a.interval is not None:
@@ -693,7 +838,15 @@ def _fold_block(
         grouping = a.keys[0]
         keys = _group_codes(block, batch, grouping)
         numbers = _table_numbers(block, keys, grouping, partial.table)
-        gids = partial.intern_numbers(numbers[keys.codes if all_rows else keys.codes[rows]])
+        codes = keys.codes if all_rows else keys.codes[rows]
+        # Interned per distinct key of the block (every key occurs in it), not per row.
+        if all_rows:
+            local = partial.intern_numbers(numbers)
+        else:
+            used = np.flatnonzero(np.bincount(codes, minlength=numbers.size))
+            local = np.full(numbers.size, -1, dtype=np.int64)
+            local[used] = partial.intern_numbers(numbers[used])
+        gids = local[codes]
     else:
         for grouping in a.keys:
             parts.append(_group_codes(block, batch, grouping).rows(None if all_rows else rows))
@@ -709,6 +862,9 @@ def _fold_block(
                     values_arg = values_arg.take(rows)
                 evaluated[spec.arg] = values_arg
         state.update(gids, values_arg, ts, seq)
+
+
+_NO_ROWS: Final[Int64Array] = np.zeros(0, dtype=np.int64)
 
 
 def _dense_codes(values: Int64Array) -> tuple[Int64Array, Int64Array]:
@@ -756,12 +912,30 @@ class _Keys:
     codes: Int64Array
     keys: list[Any]
     hashed: list[Any]
+    # (first, offsets, data): keys first, first + 1, ... are strings grouped exactly, with
+    # these UTF-8 bytes (`Values.group_key_strings`).
+    strings: tuple[int, Int64Array, bytes] | None = None
 
     @staticmethod
     def of(codes: Int64Array, keys: list[Any], ci: bool) -> _Keys:
-        if not ci and set(map(type, keys)) <= {str}:
-            return _Keys(codes, keys, keys)  # a string is its own hashable key
-        hashed = [k if type(k) is str and not ci else agg.hashable(k, ci) for k in keys]
+        if ci:
+            return _Keys(codes, keys, [agg.hashable(k, ci) for k in keys])
+        # A string is its own hashable key; counted at C speed, so that many strings and a
+        # few other keys (rows without the property) cost no Python step per string.
+        others = len(keys) - operator.countOf(map(type, keys), str)
+        if not others:
+            return _Keys(codes, keys, keys)
+        hashed = list(keys)
+        # `Values.group_codes` puts other keys before and after the strings: look at the ends.
+        front, back, fixed = 0, len(keys) - 1, 0
+        while front <= back and type(keys[front]) is not str:
+            hashed[front] = agg.hashable(keys[front], ci)
+            front, fixed = front + 1, fixed + 1
+        while back >= front and type(keys[back]) is not str:
+            hashed[back] = agg.hashable(keys[back], ci)
+            back, fixed = back - 1, fixed + 1
+        if fixed != others:  # keys in some other order: every one
+            hashed = [k if type(k) is str else agg.hashable(k, ci) for k in keys]
         return _Keys(codes, keys, hashed)
 
     @functools.cached_property
@@ -781,16 +955,20 @@ def _group_codes(block: BlockSource, batch: Batch, grouping: ast.Grouping) -> _K
         values = _values(block, batch, grouping.expr)
         if grouping.ci:
             codes, keys = _ci_codes(values)
+            strings = None
         else:
             codes, keys = values.group_codes()
+            strings = values.group_key_strings()
         codes.flags.writeable = False
-        return _Keys.of(codes, keys, grouping.ci)
+        found = _Keys.of(codes, keys, grouping.ci)
+        return found if strings is None else dataclasses.replace(found, strings=strings)
 
     if block.memo is None or not _is_leaf(grouping.expr):
         return compute()
 
     def size(found: _Keys) -> int:
-        return found.codes.nbytes + 160 * len(found.keys) + 256
+        strings = 0 if found.strings is None else found.strings[1].nbytes + len(found.strings[2])
+        return found.codes.nbytes + 160 * len(found.keys) + strings + 256
 
     memo_key = ("codes", ast.to_source(grouping.expr), grouping.ci)
     found: _Keys = block.memo(memo_key, compute, size)
@@ -832,7 +1010,7 @@ def _table_numbers(
     """The key-table numbers of a block's distinct keys (kept with the block)."""
 
     def compute() -> Int64Array:
-        numbers = table.ids(keys.keys, keys.hashed)
+        numbers = table.ids(keys.keys, keys.hashed, keys.strings)
         numbers.flags.writeable = False
         return numbers
 
@@ -893,13 +1071,50 @@ def query(
     map_fn: MapFn[Any, Any] | None = None,
     workers: int = 1,
     key_table: KeyTable | None = None,
+    extra_filters: Sequence[str] = (),
+    saved: Sequence[SavedFilter] = (),
 ) -> QueryResult:
-    """Runs the `select` query `text` over `blocks` (see the module documentation).
+    """Runs the `select` query `text` over `blocks` (see the module documentation), on the
+    rows that also match every filter of `extra_filters` (a signal's filters), as if they
+    were `and`ed to its `where`.  Blocks' bitmaps of the `saved` filters stand in for the
+    parts of that filter they answer.
 
     `key_table`, kept by the caller from query to query, numbers group keys once: queries
     grouped by one plain property then group a block with numpy alone."""
-    deadline = _Deadline(timeout)
-    a = _analyse(parse_query(text))
+    with vector.query_clock():
+        return _query(
+            blocks,
+            text,
+            rng=rng,
+            start=start,
+            deadline=_Deadline(timeout),
+            map_fn=map_fn,
+            workers=workers,
+            key_table=key_table,
+            extra_filters=extra_filters,
+            saved=saved,
+        )
+
+
+def _query(
+    blocks: Sequence[BlockSource],
+    text: str,
+    *,
+    rng: Range,
+    start: int | None,
+    deadline: _Deadline,
+    map_fn: MapFn[Any, Any] | None,
+    workers: int,
+    key_table: KeyTable | None,
+    extra_filters: Sequence[str],
+    saved: Sequence[SavedFilter],
+) -> QueryResult:
+    parsed = parse_query(text)
+    if extra_filters:
+        where = [ast.Filter(parsed.where), *(parse_filter(f) for f in extra_filters)]
+        parsed = dataclasses.replace(parsed, where=_and(where).expr)
+    a = _analyse(parsed)
+    blocks = _with_bitmaps(blocks, a.query.where, saved)
     if not a.aggregating:
         return _projection(blocks, a, rng, deadline)
     q = a.query
@@ -922,7 +1137,7 @@ def query(
 
     tasks = _split(chosen, max(1, workers) * _TASKS_PER_WORKER)
     mapper: MapFn[Any, Any] = map_fn if map_fn is not None and len(tasks) > 1 else _serial_map
-    partials = mapper(run, tasks)
+    partials = mapper(vector.in_context(run), tasks)  # the workers see this query's Now()
     total = _fresh_partial(a, table)
     for partial in partials:
         total.merge(partial)
@@ -1252,7 +1467,9 @@ __all__ = [
     "QueryResult",
     "QueryTimeout",
     "Range",
+    "SavedFilter",
     "SearchResult",
     "query",
+    "saved_filter",
     "search",
 ]

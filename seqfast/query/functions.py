@@ -24,6 +24,7 @@ from seqfast.query import vector_dates, vector_strings
 from seqfast.query.regex import compile_regex, expand_replacement
 from seqfast.query.values import (
     K_ARRAY,
+    K_FALSE,
     K_NULL,
     K_NUMBER,
     K_OBJECT,
@@ -457,7 +458,17 @@ def regex_equals(value: Values, pattern: str, ci: bool, negated: bool) -> Values
             return UNDEFINED
         return (compiled.fullmatch(text) is not None) != negated
 
-    return _per_row([value], one)
+    def each(texts: list[str]) -> list[bool]:
+        # A whole-text match is a match somewhere: one pass over the block rules most out.
+        anywhere = compiled.search_each(texts)
+        return [
+            (hit and compiled.fullmatch(text) is not None) != negated
+            for hit, text in zip(anywhere, texts, strict=True)
+        ]
+
+    if value.is_constant:
+        return _per_row([value], one)
+    return _each_string(value, each)
 
 
 def _regex_test(kind: str) -> RegexFunction:
@@ -474,9 +485,42 @@ def _regex_test(kind: str) -> RegexFunction:
                 return compiled.match(text) is not None
             return at_end.search(text) is not None
 
-        return _per_row(args, one)
+        def each(texts: list[str]) -> list[bool]:
+            # One pass over the block finds the texts with a match anywhere; a match at the
+            # start or the end is also a match somewhere, so only those are asked again.
+            anywhere = compiled.search_each(texts)
+            if kind == "contains":
+                return anywhere
+            return [hit and one(text) for hit, text in zip(anywhere, texts, strict=True)]
+
+        (values,) = args
+        if values.is_constant:
+            return _per_row(args, one)
+        return _each_string(values, each)
 
     return function
+
+
+def _each_string(values: Values, each: Callable[[list[str]], list[bool]]) -> Values:
+    """true/false for the string rows of `values` by `each` (called once, on the distinct
+    strings when there is a dictionary), undefined for every other row."""
+    is_string = values.kind == K_STRING
+    result = np.zeros(values.n, dtype=np.bool_)
+    found = values.string_dictionary() if values.has_dictionary() else None
+    if found is not None:
+        codes, distinct = found
+        used = np.zeros(len(distinct), dtype=np.bool_)
+        used[codes[is_string]] = True
+        which = np.flatnonzero(used)
+        table = np.zeros(len(distinct), dtype=np.bool_)
+        table[which] = each([distinct[j] for j in which.tolist()])
+        result[is_string] = table[codes[is_string]]
+    else:
+        rows = np.flatnonzero(is_string)
+        result[rows] = each(values.strings_at(rows))
+    kind = result.astype(np.uint8) + K_FALSE  # K_TRUE is K_FALSE + 1
+    kind[~is_string] = K_UNDEFINED
+    return Values(kind)
 
 
 def _regex_index_of(args: list[Values], pattern: str, ci: bool) -> Values:

@@ -220,14 +220,17 @@ class Values:
         "_data",
         "_dict",
         "_dict_strings",
+        "_dict_unique",
+        "_group_strings",
         "_json_text",
+        "_number_rows",
+        "_numbers",
         "_objects",
         "_offsets",
         "exact",
         "is_constant",
         "kind",
         "n",
-        "numbers",
         "scalar",
     )
 
@@ -243,10 +246,12 @@ class Values:
         json_text: bool = False,
         dictionary_strings: tuple[Int64Array, bytes] | None = None,
         scalar: Any = None,
-    ) -> None:  # scalar: see `is_constant`
+        dictionary_unique: bool = False,
+    ) -> None:  # scalar: see `is_constant`; dictionary_unique: no string twice in it
         self.n = int(kind.shape[0])
         self.kind = kind
-        self.numbers = numbers if numbers is not None else np.zeros(self.n, dtype=np.float64)
+        # None: derived when first asked for (from `exact` when there is one, else zeros).
+        self._numbers = numbers
         self.exact = exact
         self._offsets: Int64Array | None = None
         self._data = b""
@@ -257,11 +262,25 @@ class Values:
         if dictionary is not None:
             self._codes, self._dict = dictionary
         self._dict_strings = dictionary_strings
+        # Whether the dictionary holds each string once, so that grouping can number its
+        # entries with numpy alone (see `group_codes`).
+        self._dict_unique = dictionary_unique and dictionary is not None
+        self._group_strings: tuple[int, Int64Array, bytes] | None = None
         self._objects = objects
         self._json_text = json_text
+        self._number_rows: tuple[Int64Array | None, Float64Array] | None = None
         # The value of every row (reference shape) when `constant` made this; see is_constant.
         self.scalar = scalar
         self.is_constant = False
+
+    @property
+    def numbers(self) -> Float64Array:
+        found = self._numbers
+        if found is None:
+            exact = self.exact
+            found = np.zeros(self.n) if exact is None else exact.astype(np.float64)
+            self._numbers = found
+        return found
 
     # -- construction --------------------------------------------------------------------------
 
@@ -294,7 +313,9 @@ class Values:
                     exact = np.full(n, integer, dtype=np.int64)
             return Values(kind, np.full(n, number, dtype=np.float64), exact=exact)
         if isinstance(value, str):
-            return Values(kind, dictionary=(np.zeros(n, dtype=np.int64), [value]))
+            return Values(
+                kind, dictionary=(np.zeros(n, dtype=np.int64), [value]), dictionary_unique=True
+            )
         if isinstance(value, list | dict):
             objects = np.empty(n, dtype=object)
             for i in range(n):
@@ -338,7 +359,14 @@ class Values:
             kind[i] = k
         exact = np.array(exact_list, dtype=np.int64) if exact_list is not None else None
         dictionary = (codes, list(distinct)) if distinct else None
-        return Values(kind, numbers, exact=exact, dictionary=dictionary, objects=objects)
+        return Values(
+            kind,
+            numbers,
+            exact=exact,
+            dictionary=dictionary,
+            objects=objects,
+            dictionary_unique=True,
+        )
 
     # -- the contract ----------------------------------------------------------------------
 
@@ -400,13 +428,14 @@ class Values:
         objects = self._objects[idx] if self._objects is not None else None
         result = Values(
             self.kind[idx],
-            self.numbers[idx],
+            self._numbers[idx] if self._numbers is not None else None,
             exact=self.exact[idx] if self.exact is not None else None,
             strings=strings,
             dictionary=dictionary,
             objects=objects,
             json_text=self._json_text and objects is None,
             dictionary_strings=self._dict_strings,
+            dictionary_unique=self._dict_unique,
         )
         result.scalar = self.scalar
         result.is_constant = self.is_constant
@@ -416,10 +445,12 @@ class Values:
         """A code per row and the distinct keys: rows whose values are equal under `=` (with
         `ci`, ignoring case in strings) share a code; `keys[code]` is the value of the first
         such row (reference shape, `UNDEFINED` included)."""
-        codes = np.zeros(self.n, dtype=np.int64)
         keys: list[Any] = []
         kinds = self.kind
-        present = np.bincount(kinds, minlength=8)
+        present = _native.byte_counts(kinds)
+        # Rows of the constant kinds (and, until they are numbered below, the others) take
+        # their kind's code; string rows go through the dictionary, both in one native pass.
+        code_of_kind = np.zeros(256, dtype=np.int64)
         for k, constant in (
             (K_UNDEFINED, UNDEFINED),
             (K_NULL, None),
@@ -427,43 +458,54 @@ class Values:
             (K_TRUE, True),
         ):
             if present[k]:
-                codes[kinds == k] = len(keys)
+                code_of_kind[k] = len(keys)
                 keys.append(constant)
+        number_codes: Int64Array | None = None
         if present[K_NUMBER]:
             mask = kinds == K_NUMBER
             if self.exact is not None:
                 uniq_i, inverse = np.unique(self.exact[mask], return_inverse=True)
-                codes[mask] = len(keys) + inverse
+                number_codes = len(keys) + inverse.reshape(-1)
                 keys.extend(Decimal(v) for v in uniq_i.tolist())
             else:
                 # -0.0 and 0.0 are equal, and np.unique keeps one of them.
                 uniq_f, inverse = np.unique(self.numbers[mask], return_inverse=True)
-                codes[mask] = len(keys) + inverse
+                number_codes = len(keys) + inverse.reshape(-1)
                 keys.extend(to_decimal(v) for v in uniq_f.tolist())
+        dcodes = _EMPTY_I64
+        remap = _EMPTY_I64
+        string_kind = -1
         if present[K_STRING]:
-            mask = kinds == K_STRING
             dictionary = self.string_dictionary(limit=None)
             assert dictionary is not None
             dcodes, distinct = dictionary
-            # Dictionary entries may repeat, and `ci` merges more: renumber distinct keys.
-            seen: dict[str, int] = {}
-            remap = np.empty(len(distinct), dtype=np.int64)
+            string_kind = K_STRING
+            used = _native.used_codes(kinds, dcodes, K_STRING, len(distinct))
+            remap = np.full(len(distinct), -1, dtype=np.int64)
             base = len(keys)
-            used = np.zeros(len(distinct), dtype=np.bool_)
-            used[dcodes[mask]] = True
-            for j, text in enumerate(distinct):
-                if not used[j]:
-                    remap[j] = -1
-                    continue
-                key = fold(text) if ci else text
-                code = seen.get(key)
-                if code is None:
-                    code = seen[key] = len(seen)
-                    keys.append(text)
-                remap[j] = base + code
-            codes[mask] = remap[dcodes[mask]]
+            if self._dict_unique and not ci:
+                # Each entry is its own key: number the used ones in dictionary order.
+                chosen = np.flatnonzero(used)
+                remap[chosen] = np.arange(base, base + chosen.size, dtype=np.int64)
+                keys.extend([distinct[j] for j in chosen.tolist()])
+                doff, ddata = self.dictionary_strings()
+                self._group_strings = (base, *_native.gather_strings(doff, ddata, chosen))
+            else:
+                # Entries may repeat, and `ci` merges more: renumber distinct keys.
+                seen: dict[str, int] = {}
+                for j in np.flatnonzero(used).tolist():
+                    text = distinct[j]
+                    key = fold(text) if ci else text
+                    code = seen.get(key)
+                    if code is None:
+                        code = seen[key] = len(seen)
+                        keys.append(text)
+                    remap[j] = base + code
             # The key of a group is its first row's value, which the dictionary order (first
             # appearance) already gives for a column; a computed dictionary may differ.
+        codes: Int64Array = _native.apply_codes(kinds, dcodes, string_kind, remap, code_of_kind)
+        if number_codes is not None:
+            codes[kinds == K_NUMBER] = number_codes
         if present[K_ARRAY] or present[K_OBJECT]:
             positions = np.flatnonzero(kinds >= K_ARRAY)
             objects = self.objects()
@@ -477,6 +519,26 @@ class Values:
                     keys.append(value)
                 codes[pos] = code
         return codes, keys
+
+    def number_rows(self) -> tuple[Int64Array | None, Float64Array]:
+        """(rows, numbers) of the K_NUMBER rows, rows None when every row is one.  Kept: a
+        column's Values serve many queries, whose aggregates each want its numbers."""
+        found = self._number_rows
+        if found is None:
+            mask = self.kind == K_NUMBER
+            if bool(mask.all()):
+                found = (None, self.numbers)
+            else:
+                rows = np.flatnonzero(mask)
+                found = (rows, self.numbers[rows])
+            self._number_rows = found
+        return found
+
+    def group_key_strings(self) -> tuple[int, Int64Array, bytes] | None:
+        """After `group_codes()` (without `ci`): (first, offsets, data) when its string
+        keys are keys first, first + 1, ... and (offsets, data) is their UTF-8 bytes as a
+        string list, so that they can be looked up by their bytes; else None."""
+        return self._group_strings
 
     # -- strings -------------------------------------------------------------------------------
 
@@ -539,6 +601,8 @@ class Values:
         codes[rows] = sub_codes.astype(np.int64)
         distinct = decode_list(sub_offsets, sub_data, firsts)
         self._codes, self._dict = codes, distinct
+        self._dict_unique = True
+        self._dict_strings = None  # any earlier one belonged to no dictionary of these codes
         return codes, distinct
 
     def dictionary_strings(self) -> tuple[Int64Array, bytes]:

@@ -24,17 +24,21 @@ How it stays fast:
 or stands anywhere but beside `=`/`<>` or as the pattern of `Contains`, `StartsWith`,
 `EndsWith`, `IndexOf` or `Replace`), with a `QueryError` naming it.
 
-`Now()` is the `now_ticks` given to `evaluate` (ticks since 0001-01-01), or the clock when
-evaluation starts; callers that keep answers must not keep those of filters using it.
+`Now()` is the `now_ticks` given to `evaluate` (ticks since 0001-01-01), else the instant
+fixed for the running query (`query_clock`, so that every block of one query sees the same
+`Now()`), else the clock when evaluation starts; callers that keep answers must not keep
+those of filters using it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import numpy as np
 
@@ -70,6 +74,9 @@ __all__ = [
     "evaluate",
     "filter_mask",
 ]
+
+_A = TypeVar("_A")
+_B = TypeVar("_B")
 
 _SCOPE_FUNCTIONS: Final = frozenset(("Contains", "StartsWith", "EndsWith"))
 _ORDERINGS: Final = frozenset(("<", "<=", ">", ">="))
@@ -109,8 +116,43 @@ def evaluate(expr: A.Node, batch: Batch, *, now_ticks: int | None = None) -> Val
         return Values.constant(True, batch.n)
     check(node)
     if now_ticks is None:
-        now_ticks = time.time_ns() // 100 + _EPOCH_TICKS
+        now_ticks = _QUERY_NOW.get()
+    if now_ticks is None:
+        now_ticks = clock_ticks()
     return _Evaluator(batch, now_ticks).eval(node, _Env())
+
+
+# The instant `Now()` gives within one query (None: read the clock), see `query_clock`.
+_QUERY_NOW: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "seqfast_query_now", default=None
+)
+
+
+def clock_ticks() -> int:
+    """The clock now, in ticks since 0001-01-01."""
+    return time.time_ns() // 100 + _EPOCH_TICKS
+
+
+@contextlib.contextmanager
+def query_clock() -> Iterator[None]:
+    """Within the block, `Now()` is the instant it was entered (one query, one `Now()`).
+    Worker threads see it when they run in a copy of this context (`in_context`)."""
+    token = _QUERY_NOW.set(_QUERY_NOW.get() or clock_ticks())
+    try:
+        yield
+    finally:
+        _QUERY_NOW.reset(token)
+
+
+def in_context(fn: Callable[[_A], _B]) -> Callable[[_A], _B]:
+    """`fn` running, in whatever thread calls it, in a copy of the caller's context (its
+    query clock), one copy per call so that threads may run it at once."""
+    context = contextvars.copy_context()
+
+    def run(arg: _A) -> _B:
+        return context.copy().run(fn, arg)
+
+    return run
 
 
 def filter_mask(
@@ -667,7 +709,7 @@ class _Evaluator:
                 vector_strings.check_like_pattern(pattern)
                 if node.ci:
                     text, pattern = fold(text), fold(pattern)
-                matched[row] = vector_strings.like_regex(pattern).fullmatch(text) is not None
+                matched[row] = vector_strings.like_match(pattern, text)
         result = matched if node.op == "like" else ~matched
         return booleans(result, ~both)
 

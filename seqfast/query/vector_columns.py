@@ -24,10 +24,8 @@ from seqfast.query.values import (
     K_STRING,
     K_UNDEFINED,
     UNDEFINED,
-    Float64Array,
     Int64Array,
     QueryError,
-    UInt8Array,
     Values,
     decode_list,
 )
@@ -104,25 +102,9 @@ def column_values(col: Column | None, n: int) -> Values:
 
 def _column_values(col: Column, n: int) -> Values:
     tags = col.tags
-    kind: UInt8Array = _TAG_KIND[tags]
-    numbers: Float64Array = np.zeros(n, dtype=np.float64)
-    exact: Int64Array | None = None
-    if col.nums.size:
-        is_num = B.numeric_rows(tags)
-        num_tags = tags[is_num]
-        floats = num_tags == B.TAG_FLOAT
-        if floats.any():
-            values = np.where(floats, col.nums.view(np.float64), col.nums.astype(np.float64))
-            bad = floats & ~(np.abs(values) < _NUMBER_LIMIT)  # also NaN
-            if bad.any():
-                rows = np.flatnonzero(is_num)[bad]
-                kind[rows] = K_UNDEFINED
-                values[bad] = 0.0
-            numbers[is_num] = values
-        else:
-            numbers[is_num] = col.nums
-            exact = np.zeros(n, dtype=np.int64)
-            exact[is_num] = col.nums
+    # One native pass: each row's kind, and the numeric rows' values placed at their rows
+    # (`exact` too when every number is an integer).
+    kind, numbers, exact = _native.column_numbers(tags, col.nums, _TAG_KIND, _NUMBER_LIMIT)
     strings = None
     dictionary = None
     dictionary_strings = None
@@ -131,9 +113,7 @@ def _column_values(col: Column, n: int) -> Values:
         # strings; per-row strings are built from them only if some function needs them.
         found = column_dictionary(col)
         assert found is not None
-        is_str = B.string_rows(tags)
-        codes = np.full(n, -1, dtype=np.int64)
-        codes[is_str] = found.codes
+        codes = _native.scatter_codes(tags, found.codes, B.TAG_STRING, B.TAG_BIGINT)
         dictionary = (codes, found.distinct)
         dictionary_strings = found.strings
     elif B.string_count(col) > 0:
@@ -148,6 +128,8 @@ def _column_values(col: Column, n: int) -> Values:
             kind[json_rows] = np.where(first == ord("["), K_ARRAY, K_OBJECT).astype(np.uint8)
         big_rows = np.flatnonzero(tags == B.TAG_BIGINT)
         if big_rows.size:
+            if numbers is None:
+                numbers = np.zeros(n) if exact is None else exact.astype(np.float64)
             exact = None
             for row, text in zip(
                 big_rows.tolist(), decode_list(dense, col.str_data, big_rows), strict=True
@@ -159,8 +141,7 @@ def _column_values(col: Column, n: int) -> Values:
                     kind[row] = K_UNDEFINED
         found = column_dictionary(col)
         if found is not None:
-            codes = np.full(n, -1, dtype=np.int64)
-            codes[is_str] = found.codes
+            codes = _native.scatter_codes(tags, found.codes, B.TAG_STRING, B.TAG_BIGINT)
             dictionary = (codes, found.distinct)
             dictionary_strings = found.strings
     return Values(
@@ -171,6 +152,8 @@ def _column_values(col: Column, n: int) -> Values:
         dictionary=dictionary,
         dictionary_strings=dictionary_strings,
         json_text=True,
+        # A block's dictionary and `dict_encode`'s both hold each string once.
+        dictionary_unique=dictionary is not None,
     )
 
 
@@ -205,16 +188,15 @@ def raw_cells(col: Column, rows: np.ndarray) -> list[Any]:
     is_num = B.numeric_rows(tags)
     if is_num.any():
         positions = np.flatnonzero(is_num)
-        ranks = np.cumsum(B.numeric_rows(col.tags), dtype=np.int64) - 1
-        nums = col.nums[ranks[idx[positions]]]
+        nums = col.nums[B.positions_of(col.tags, B.TAG_INT, B.TAG_FLOAT, idx[positions])]
         floats = nums.view(np.float64).tolist()
         for j, (pos, integer) in enumerate(zip(positions.tolist(), nums.tolist(), strict=True)):
             out[pos] = floats[j] if tags[pos] == B.TAG_FLOAT else integer
     is_str = B.string_rows(tags)
     if is_str.any():
         positions = np.flatnonzero(is_str)
-        ranks = np.cumsum(B.string_rows(col.tags), dtype=np.int64) - 1
-        texts = decode_list(col.str_offsets, col.str_data, ranks[idx[positions]])
+        which = B.positions_of(col.tags, B.TAG_STRING, B.TAG_BIGINT, idx[positions])
+        texts = decode_list(col.str_offsets, col.str_data, which)
         for pos, text in zip(positions.tolist(), texts, strict=True):
             tag = tags[pos]
             if tag == B.TAG_STRING:
@@ -253,18 +235,31 @@ def level_values(batch: Batch) -> Values:
     """`@Level`: the Seq name of the stored level's spelling (else the text as stored);
     Information when the event has none."""
     raw = column_values(batch.columns.get("@l"), batch.n)
-    kind = raw.kind.copy()
-    absent = kind == K_UNDEFINED
     dictionary = raw.string_dictionary(limit=None)
     assert dictionary is not None
     codes, distinct = dictionary
     names = [levels.canonical(text) or text for text in distinct]
-    codes = codes.copy()
-    codes[absent] = len(names)
+    # Rows without a level become strings with the default level's code, in two native
+    # passes (kinds through a table, codes through `apply_codes`).
+    code_of_kind = np.full(256, -1, dtype=np.int64)
+    code_of_kind[K_UNDEFINED] = len(names)
+    strings = np.arange(len(names), dtype=np.int64)
+    codes = _native.apply_codes(raw.kind, codes, K_STRING, strings, code_of_kind)
     names.append(levels.DEFAULT_LEVEL)
-    kind[absent] = K_STRING
+    kind = _UNDEFINED_AS_STRING[raw.kind]
     objects = raw.objects() if bool((kind >= K_ARRAY).any()) else None
-    return Values(kind, raw.numbers, exact=raw.exact, dictionary=(codes, names), objects=objects)
+    return Values(
+        kind,
+        raw.numbers,
+        exact=raw.exact,
+        dictionary=(codes, names),
+        objects=objects,
+        dictionary_unique=len(set(names)) == len(names),
+    )
+
+
+_UNDEFINED_AS_STRING: Final = np.arange(256, dtype=np.uint8)
+_UNDEFINED_AS_STRING[K_UNDEFINED] = K_STRING
 
 
 def id_values(batch: Batch) -> Values:

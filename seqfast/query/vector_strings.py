@@ -8,7 +8,6 @@ distinct strings only and the answer is spread to the rows by code.
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 import numpy as np
@@ -40,9 +39,54 @@ def _python_match(text: str, needle: str, mode: int, ci: bool) -> bool:
     return text.endswith(needle)
 
 
-def like_regex(pattern: str) -> re.Pattern[str]:
-    parts = ("." if ch == "_" else ".*" if ch == "%" else re.escape(ch) for ch in pattern)
-    return re.compile("".join(parts), re.DOTALL)
+def _piece_at(piece: str, text: str, at: int) -> bool:
+    """Whether `piece` (literal characters and `_`) matches `text` at `at`."""
+    if "_" not in piece:
+        return text.startswith(piece, at)
+    return all(p == "_" or p == t for p, t in zip(piece, text[at : at + len(piece)], strict=True))
+
+
+def _find_piece(piece: str, text: str, start: int, end: int) -> int:
+    """The leftmost index in [start, end - len(piece)] where `piece` matches, or -1."""
+    if "_" not in piece:
+        return text.find(piece, start, end)
+    # Anchor on the piece's longest literal run, then check the whole piece around it.
+    run = max(piece.split("_"), key=len)
+    offset = piece.index(run) if run else 0
+    at = start
+    while at + len(piece) <= end:
+        if run:
+            found = text.find(run, at + offset, end - (len(piece) - offset - len(run)))
+            if found < 0:
+                return -1
+            at = found - offset
+        if _piece_at(piece, text, at):
+            return at
+        at += 1
+    return -1
+
+
+def like_match(pattern: str, text: str) -> bool:
+    """Whether the `like` pattern (`%` any run, `_` one character) matches all of `text`.
+
+    Not a regular expression: a backtracking engine takes polynomial time in the number of
+    `%` (and user patterns may come from a column), while this takes each `%`-separated piece
+    at its leftmost place, which is always safe because pieces have fixed length -- the scan
+    is at most pieces x text long."""
+    pieces = pattern.split("%")
+    if len(pieces) == 1:
+        return len(text) == len(pattern) and _piece_at(pattern, text, 0)
+    first, *middle, last = pieces
+    end = len(text) - len(last)
+    if end < len(first) or not _piece_at(first, text, 0) or not _piece_at(last, text, end):
+        return False
+    at = len(first)
+    for piece in middle:
+        found = _find_piece(piece, text, at, end)
+        if found < 0:
+            return False
+        at = found + len(piece)
+    return True
 
 
 def check_like_pattern(pattern: str) -> None:
@@ -127,10 +171,9 @@ def like(values: Values, pattern: str, ci: bool, rows: BoolArray | None = None) 
         return result
     folded = fold(pattern) if ci else pattern
     encoded = _encode(folded)
-    regex = like_regex(folded)
 
     def exact(text: str) -> bool:
-        return regex.fullmatch(fold(text) if ci else text) is not None
+        return like_match(folded, fold(text) if ci else text)
 
     if values.has_dictionary():
         codes, distinct = _dictionary(values)

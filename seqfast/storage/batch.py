@@ -18,7 +18,7 @@ from __future__ import annotations
 import decimal
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,60 @@ class Batch:
     ts: Int64Array  # 100-ns ticks since 1970-01-01T00:00:00Z
     seq: Int64Array  # arrival numbers: unique, increasing in commit order
     columns: dict[str, Column] = field(default_factory=dict)
+
+
+class LazyBatch(Batch):
+    """A batch whose `ts` and `seq` (`load`) and columns (`load_columns`) are decoded only
+    when first asked for: a query that needs no ts, such as a count by level over whole
+    blocks, never pays for it, and `take` of a few rows (`take_rows`) need not decode every
+    column whole."""
+
+    def __init__(
+        self,
+        n: int,
+        load: Callable[[], tuple[Int64Array, Int64Array]],
+        load_columns: Callable[[], dict[str, Column]],
+        take_rows: Callable[[Int64Array], Batch] | None = None,
+    ) -> None:  # the dataclass fields are set here; ts, seq and columns are properties
+        self.n = n
+        self._load = load
+        self._load_columns = load_columns
+        self._ts_seq: tuple[Int64Array, Int64Array] | None = None
+        self._columns: dict[str, Column] | None = None
+        self.take_rows = take_rows
+
+    @property
+    def columns(self) -> dict[str, Column]:
+        found = self._columns
+        if found is None:
+            found = self._columns = self._load_columns()
+        return found
+
+    @columns.setter
+    def columns(self, value: dict[str, Column]) -> None:
+        self._columns = value
+
+    def _pair(self) -> tuple[Int64Array, Int64Array]:
+        pair = self._ts_seq
+        if pair is None:
+            pair = self._ts_seq = self._load()  # racing threads load the same arrays
+        return pair
+
+    @property
+    def ts(self) -> Int64Array:
+        return self._pair()[0]
+
+    @ts.setter
+    def ts(self, value: Int64Array) -> None:
+        self._ts_seq = (value, self._pair()[1])
+
+    @property
+    def seq(self) -> Int64Array:
+        return self._pair()[1]
+
+    @seq.setter
+    def seq(self, value: Int64Array) -> None:
+        self._ts_seq = (self._pair()[0], value)
 
 
 # --- operations on batches --------------------------------------------------------------------
@@ -213,42 +267,52 @@ def take(batch: Batch, indices: npt.ArrayLike) -> Batch:
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= batch.n):
         raise IndexError(f"row indices must lie in [0, {batch.n})")
+    if isinstance(batch, LazyBatch) and batch.take_rows is not None and idx.size * 16 <= batch.n:
+        return batch.take_rows(idx)
     return Batch(
         n=int(idx.size),
         ts=batch.ts[idx],
         seq=batch.seq[idx],
-        columns={name: _take_column(col, idx) for name, col in batch.columns.items()},
+        columns={name: take_column(col, idx) for name, col in batch.columns.items()},
     )
 
 
-def _ranks(mask: npt.NDArray[np.bool_]) -> Int64Array:
-    # rank[i] = number of True entries before row i: the row's position in the sparse values.
-    ranks: Int64Array = np.cumsum(mask, dtype=np.int64)
-    ranks -= 1
-    return ranks
+def positions_of(tags: UInt8Array, lo: int, hi: int, rows: Int64Array) -> Int64Array:
+    """For each of `rows` (any order, repeats allowed), how many rows before it are tagged
+    lo..hi: where its value sits in `nums` (INT..FLOAT) or in the strings (STRING..BIGINT).
+    One native scan up to the last row asked for, with no per-row array of ranks."""
+    if rows.size == 0:
+        return _EMPTY_I64
+    if rows.size == 1 or bool((rows[1:] >= rows[:-1]).all()):
+        found: Int64Array = _native.rank_rows(tags, lo, hi, rows)
+        return found
+    order = np.argsort(rows, kind="stable")
+    out = np.empty(rows.size, dtype=np.int64)
+    out[order] = _native.rank_rows(tags, lo, hi, np.ascontiguousarray(rows[order]))
+    return out
 
 
-def _take_column(col: Column, idx: Int64Array) -> Column:
+def take_column(col: Column, idx: Int64Array) -> Column:
+    """The rows `idx` of one column (valid indices, any order, repeats allowed)."""
     tags = col.tags[idx]
     nums = _EMPTY_I64
     if col.nums.size:
-        is_num = numeric_rows(col.tags)
-        chosen = idx[is_num[idx]]
-        nums = col.nums[_ranks(is_num)[chosen]]
+        chosen = idx[numeric_rows(tags)]
+        nums = col.nums[positions_of(col.tags, TAG_INT, TAG_FLOAT, chosen)]
     offsets, data = np.zeros(1, dtype=np.int64), b""
     if isinstance(col, DictionaryColumn) and not col.expanded:
         # A few rows of a dictionary column: straight from the dictionary.
         codes, dict_offsets, dict_data = col.coded
-        is_str = string_rows(col.tags)
-        chosen = idx[is_str[idx]]
+        chosen = idx[string_rows(tags)]
         offsets, data = _native.gather_strings(
-            dict_offsets, dict_data, codes[_ranks(is_str)[chosen]]
+            dict_offsets, dict_data, codes[positions_of(col.tags, TAG_STRING, TAG_BIGINT, chosen)]
         )
     elif col.str_offsets.size > 1:
-        is_str = string_rows(col.tags)
-        chosen = idx[is_str[idx]]
+        chosen = idx[string_rows(tags)]
         offsets, data = _native.gather_strings(
-            col.str_offsets, col.str_data, _ranks(is_str)[chosen]
+            col.str_offsets,
+            col.str_data,
+            positions_of(col.tags, TAG_STRING, TAG_BIGINT, chosen),
         )
     return Column(tags=tags, nums=nums, str_offsets=offsets, str_data=data)
 
@@ -311,7 +375,7 @@ def _fill_events(events: list[dict[str, Any]], name: str, col: Column, idx: Int6
     is_num = numeric_rows(tags)
     if is_num.any():
         positions = np.flatnonzero(is_num)
-        nums = col.nums[_ranks(numeric_rows(col.tags))[idx[positions]]]
+        nums = col.nums[positions_of(col.tags, TAG_INT, TAG_FLOAT, idx[positions])]
         floats = tags[positions] == TAG_FLOAT
         values: list[Any] = nums.tolist()
         if floats.any():
@@ -323,7 +387,7 @@ def _fill_events(events: list[dict[str, Any]], name: str, col: Column, idx: Int6
     is_str = string_rows(tags)
     if is_str.any():
         positions = np.flatnonzero(is_str)
-        which = _ranks(string_rows(col.tags))[idx[positions]]
+        which = positions_of(col.tags, TAG_STRING, TAG_BIGINT, idx[positions])
         texts = _texts(col, which)
         for pos, tag, text in zip(positions.tolist(), tags[positions].tolist(), texts, strict=True):
             events[pos][name] = _string_value(tag, text)

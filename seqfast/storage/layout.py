@@ -5,6 +5,7 @@
   LOCK                       held (flock) by the process that has the store open
   wal/<n>.log                the commit log (seqfast.storage.wal)
   segments/<lo>-<hi>.seg     immutable segments, named by the commit-log lsn range they hold
+  segments/<lo>-<hi>.<key>.sig  a saved filter's match bits for a segment (signal_index)
   segments/*.tmp             a segment being written; removed at open
 ```
 """

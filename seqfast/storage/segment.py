@@ -48,6 +48,7 @@ from seqfast.storage.batch import (
     Column,
     DictionaryColumn,
     Int64Array,
+    UInt8Array,
     absent_column,
     concat,
     empty_batch,
@@ -232,7 +233,7 @@ def _check_batch(batch: Batch) -> None:
         if counts.size > TAG_BIGINT + 1:
             raise ValueError(f"column {name!r}: unknown tag {counts.size - 1}")
         num_count = int(counts[TAG_INT] + counts[TAG_FLOAT])
-        str_count = int(counts[TAG_STRING:].sum())
+        str_count = int(counts[TAG_STRING : TAG_BIGINT + 1].sum())
         if col.nums.dtype != np.int64 or col.nums.shape != (num_count,):
             raise ValueError(f"column {name!r}: nums must be int64 of length {num_count}")
         if col.str_offsets.dtype != np.int64 or col.str_offsets.shape != (str_count + 1,):
@@ -952,6 +953,25 @@ class SegmentReader:
         spec = self._blocks[block]
         return self._column(spec, spec.columns[index], f"block {block}, column {name!r}")
 
+    def read_tags(self, block: int, name: str) -> UInt8Array | None:
+        """The tags of column `name` of block `block` alone (None when the segment has no
+        such column): enough to tell which rows hold a value, without reading the values
+        (a search showing a few events skips the values of columns they have none in)."""
+        self._check_open()
+        index = self._column_index.get(name)
+        if index is None:
+            return None
+        spec = self._blocks[block]
+        tags_spec = spec.columns[index].tags
+        if isinstance(tags_spec, int):
+            return np.full(spec.meta.rows, tags_spec, dtype=np.uint8)
+        where = f"block {block}, column {name!r}, tags"
+        raw = self._load(tags_spec, where, spec.meta.rows)
+        tags = np.frombuffer(raw, dtype=np.uint8)
+        if int(tags.max()) > TAG_BIGINT:
+            self._corrupt(f"{where}: unknown tag {int(tags.max())}")
+        return tags
+
     @property
     def identity(self) -> tuple[str, int, int]:
         """(path, device, inode) of the open file: names this file's contents for as long as
@@ -1073,11 +1093,13 @@ class SegmentReader:
         else:
             raw = self._load(spec.tags, f"{where}, tags", rows)
             tags = np.frombuffer(raw, dtype=np.uint8).copy()
-            if int(tags.max()) > TAG_BIGINT:
-                self._corrupt(f"{where}, tags: unknown tag {int(tags.max())}")
-        counts = np.bincount(tags, minlength=TAG_BIGINT + 1)
+        # One native pass counts every tag (np.bincount would widen each byte first).
+        counts = _native.byte_counts(tags)
+        unknown = np.flatnonzero(counts[TAG_BIGINT + 1 :])
+        if unknown.size:
+            self._corrupt(f"{where}, tags: unknown tag {int(unknown[-1]) + TAG_BIGINT + 1}")
         num_count = int(counts[TAG_INT] + counts[TAG_FLOAT])
-        str_count = int(counts[TAG_STRING:].sum())
+        str_count = int(counts[TAG_STRING : TAG_BIGINT + 1].sum())
         nums = self._nums(spec.nums, num_count, f"{where}, nums")
         if spec.strings is not None and spec.strings.codes is not None:
             return DictionaryColumn(
@@ -1121,13 +1143,16 @@ class SegmentReader:
         if count == 0:
             self._corrupt(f"{where}: 0 string rows but a stream")
         assert spec.codes is not None
-        codes = self._ints(spec.codes, count, f"{where}, codes").view(np.int64)
+        wide = self._ints(spec.codes, count, f"{where}, codes")
+        codes = wide.view(np.int64)
         offsets, data = self._string_list(spec.list, None, f"{where}, dictionary values")
         distinct = offsets.size - 1
         if not 1 <= distinct <= count:
             self._corrupt(f"{where}: a dictionary of {distinct} values for {count} strings")
-        bad = np.flatnonzero((codes < 0) | (codes >= distinct))
-        if bad.size:  # checked now: the strings are only built later, if at all
+        # Checked now (the strings are only built later, if at all): one reduction over the
+        # unsigned codes, the position looked for only when one is out of range.
+        if int(wide.max()) >= distinct:
+            bad = np.flatnonzero((codes < 0) | (codes >= distinct))
             position = int(bad[0])
             raise ValueError(
                 f"string index {int(codes[position])} at position {position} "
@@ -1188,13 +1213,45 @@ def _empty_column() -> Column:
     )
 
 
+# One decompressor per thread, reused: making one costs several times what decompressing a
+# small stream does, and a decompressor must not be used by two threads at once.
+_decompressors = threading.local()
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    found: zstandard.ZstdDecompressor | None = getattr(_decompressors, "zstd", None)
+    if found is None:
+        found = _decompressors.zstd = zstandard.ZstdDecompressor()
+    return found
+
+
 def _decompress(stored: bytes, raw_length: int) -> bytes:
     # The frame must declare exactly the size the footer promised, so a damaged size field
     # can neither make us allocate more nor hand back a short buffer.
     declared = zstandard.frame_content_size(stored)
     if declared != raw_length:
         raise ValueError(f"zstd frame declares {declared} bytes, expected {raw_length}")
-    raw: bytes = zstandard.ZstdDecompressor().decompress(stored, max_output_size=raw_length)
+    raw: bytes = _decompressor().decompress(stored, max_output_size=raw_length)
     if len(raw) != raw_length:
         raise ValueError(f"decompressed to {len(raw)} bytes, expected {raw_length}")
     return raw
+
+
+def read_strings(reader: SegmentReader, block: int, name: str) -> tuple[Int64Array, bytes] | None:
+    """The strings (offsets, data) of column `name` of block `block`, read without its tags,
+    numbers or dictionary codes: a dictionary-encoded column's distinct values, any other
+    column's string cells in row order (a search that finds its text in none of them need
+    not read the rest).  None when the block has no strings in the column."""
+    reader._check_open()
+    index = reader._column_index.get(name)
+    if index is None:
+        return None
+    strings = reader._blocks[block].columns[index].strings
+    if strings is None:
+        return None
+    where = f"block {block}, column {name!r}, strings"
+    try:
+        offsets, data = reader._string_list(strings.list, None, where)
+    except _DECODE_ERRORS as exc:
+        reader._corrupt(f"{where}: {exc}")
+    return offsets, bytes(data)

@@ -6,8 +6,10 @@ fsync), then publish the batch in the head.  A batch is acknowledged only after 
 
 Background: a flusher turns the head into a segment once it is large enough (the commit log is
 then trimmed), and a merger combines neighbouring small segments chosen by the pure
-`MergePolicy`.  Readers see segments and head together; every published structure is replaced,
-never mutated, so a reader takes a snapshot under the lock and reads without it.
+`MergePolicy`.  A third, low-priority thread builds the bitmaps of saved signals' filters per
+segment (`signal_index.py`), which searches and queries use.  Readers see segments and head
+together; every published structure is replaced, never mutated, so a reader takes a snapshot
+under the lock and reads without it.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ from seqfast.storage.rewrite import (
     resolve_rewrites,
     rewrite_segment,
 )
-from seqfast.storage.segment import SegmentReader, write_segment
+from seqfast.storage.segment import SegmentReader, read_strings, write_segment
+from seqfast.storage.signal_index import LiveSegment, SignalIndex, lower_priority
 from seqfast.storage.wal import CommitLog
 
 # The commit-log payload of one batch (native/FORMAT.md, "Batch record payload"):
@@ -134,6 +137,8 @@ class Store:
         self._local = threading.local()
         self.layout.segments_dir.mkdir(exist_ok=True)
         self._segments = self._open_segments()
+        self._signals = SignalIndex(self.layout.segments_dir)
+        self._signals.sweep(self._live_segments())
         covered = max((s.hi_lsn for s in self._segments), default=0)
         self._log, records = CommitLog.open(self.layout.wal_dir)
         next_seq = 1 + max(
@@ -171,6 +176,9 @@ class Store:
                 args=(self._merge_candidates, self._merge_guarded),
                 name="seqfast-merge",
                 daemon=True,
+            ),
+            threading.Thread(
+                target=self._build_signal_bitmaps, name="seqfast-signals", daemon=True
             ),
         ]
         for worker in self._workers:
@@ -372,6 +380,8 @@ class Store:
             level=self.options.segment_compression_level,
         )
         segment = _Segment(lo, hi, path, SegmentReader(path), None)
+        for old in chosen:
+            self._signals.forget(old.lo_lsn, old.hi_lsn, old.reader)
         with self._changed:
             kept = [s for s in self._segments if s not in chosen]
             self._segments = sorted([*kept, segment], key=lambda s: s.lo_lsn)
@@ -686,6 +696,7 @@ class Store:
     def _swap_segment(self, old: _Segment, new: _Segment | None) -> None:
         # Readers that took a snapshot before the swap keep the old reader (and its file, even
         # unlinked or renamed over) until they let go of it.
+        self._signals.forget(old.lo_lsn, old.hi_lsn, old.reader)
         with self._changed:
             if new is None:
                 self._segments = [s for s in self._segments if s is not old]
@@ -715,9 +726,15 @@ class Store:
         QuerySyntaxError, QueryError, or QueryTimeout past `timeout` seconds.
         """
         rng = self._range(start, end, after_id, start_at_id)
-        return execute.search(
-            self._block_sources(), [filter, *extra_filters], rng=rng, limit=limit, timeout=timeout
-        )
+        with self._signals.reading():
+            return execute.search(
+                self._block_sources(),
+                [filter, *extra_filters],
+                rng=rng,
+                limit=limit,
+                timeout=timeout,
+                saved=self._signals.saved(),
+            )
 
     def query(
         self,
@@ -726,20 +743,25 @@ class Store:
         start: str | int | None = None,
         end: str | int | None = None,
         timeout: float | None = None,
+        extra_filters: Sequence[str] = (),
     ) -> QueryResult:
-        """Runs a `select ... from stream ...` query over events in [start, end)."""
+        """Runs a `select ... from stream ...` query over events in [start, end) that also
+        match every one of `extra_filters` (a signal's filters: `and`ed to its `where`)."""
         rng = self._range(start, end, None, None)
         state = self._query_state
-        return execute.query(
-            self._block_sources(),
-            sql,
-            rng=rng,
-            start=rng.lo,
-            timeout=timeout,
-            map_fn=state.map,
-            workers=state.workers,
-            key_table=state.key_table(),
-        )
+        with self._signals.reading():
+            return execute.query(
+                self._block_sources(),
+                sql,
+                rng=rng,
+                start=rng.lo,
+                timeout=timeout,
+                map_fn=state.map,
+                workers=state.workers,
+                key_table=state.key_table(),
+                extra_filters=extra_filters,
+                saved=self._signals.saved(),
+            )
 
     def add_listener(self, fn: Callable[[Batch], None]) -> Callable[[], None]:
         """Calls `fn(batch)` with every batch committed from now on, once it is durable, on
@@ -767,9 +789,51 @@ class Store:
         segments, head = self._snapshot()
         sources: list[BlockSource] = []
         for seg in segments:
-            sources.extend(self._query_state.segment_blocks(seg.open_reader()))
+            sources.extend(
+                self._query_state.segment_blocks(seg.open_reader(), self._signals.lookup)
+            )
         sources.extend(self._query_state.head_blocks(head, self.options.block_rows))
         return sources
+
+    # -- saved filters' bitmaps (seqfast/storage/signal_index.py) ------------------------------
+
+    def set_saved_filters(self, filters: Mapping[str, Sequence[str]]) -> None:
+        """Tells the store the saved filters (signal id -> its filters, all of which must
+        match), so that it builds their bitmaps in the background for searches and queries
+        to use; bitmaps of filters no longer given are removed.  A filter that cannot be run
+        or that reads the clock gets none."""
+        saved: list[execute.SavedFilter] = []
+        for name, texts in filters.items():
+            try:
+                found = execute.saved_filter(texts)
+            except ValueError as exc:  # QuerySyntaxError, QueryError
+                _listener_log.warning("the saved filter %s gets no bitmaps: %s", name, exc)
+                continue
+            if found is not None:
+                saved.append(found)
+        self._signals.set_saved(saved)
+
+    def wait_signal_bitmaps(self, timeout: float | None = None) -> bool:
+        """Waits until every saved filter has bitmaps for every segment (or cannot have
+        any); False if `timeout` seconds pass first (for tests and benchmarks)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._signals.complete(self._live_segments()):
+            self._check_open()
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _live_segments(self) -> list[LiveSegment]:
+        with self._lock:
+            segments = self._segments
+        return [LiveSegment(s.lo_lsn, s.hi_lsn, s.reader) for s in segments if s.reader is not None]
+
+    def _build_signal_bitmaps(self) -> None:
+        """The bitmap builder's thread: below the others in priority, and never holding the
+        store's lock for more than a snapshot, so that it never holds up a commit."""
+        lower_priority()
+        self._signals.run(self._live_segments)
 
     # -- closing -------------------------------------------------------------------------------
 
@@ -780,6 +844,7 @@ class Store:
                 return
             self._closed = True
             self._changed.notify_all()
+        self._signals.close()
         for worker in self._workers:
             worker.join()
         try:
@@ -890,7 +955,11 @@ class _QueryState:
             pool = self._pool
         return list(pool.map(fn, items))
 
-    def segment_blocks(self, reader: SegmentReader) -> list[BlockSource]:
+    def segment_blocks(
+        self,
+        reader: SegmentReader,
+        bitmap: Callable[[tuple[str, int, int], int, str], np.ndarray | None] | None = None,
+    ) -> list[BlockSource]:
         key = reader.identity
         found = self._segments.get(key)
         if found is not None and found[0] is reader:
@@ -905,7 +974,9 @@ class _QueryState:
                 read=_bind(self.cache.read_block, reader, meta.index),
                 stats=meta.columns,
                 probe=_bind(reader.might_contain_token, meta.index),
+                strings=_bind(_block_strings, self.cache, reader, meta.index),
                 memo=_bind(self.cache.memo, reader, meta.index),
+                bitmap=None if bitmap is None else _bind(bitmap, key, meta.index),
             )
             for meta in reader.blocks
         ]
@@ -1003,3 +1074,18 @@ def _head_block(batch: Batch) -> BlockSource:
         read=read,
         memo=memo,
     )
+
+
+def _block_strings(
+    cache: ColumnCache, reader: SegmentReader, block: int, name: str
+) -> tuple[np.ndarray, bytes] | None:
+    """A block column's strings alone (see `segment.read_strings`), kept in the cache like
+    a column."""
+
+    def size(found: tuple[np.ndarray, bytes] | None) -> int:
+        return 0 if found is None else int(found[0].nbytes) + len(found[1])
+
+    found: tuple[np.ndarray, bytes] | None = cache.memo(
+        reader, block, ("strings", name), lambda: read_strings(reader, block, name), size
+    )
+    return found

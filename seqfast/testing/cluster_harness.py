@@ -38,7 +38,6 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -52,6 +51,7 @@ import orjson
 import psycopg
 
 from seqfast.cluster.timing import DEFAULT, TEST, Timing
+from seqfast.testing.serve_process import REPO, seqfast_command, server_env
 from seqfast.testing.tcp_proxy import TcpProxy
 
 __all__ = [
@@ -76,7 +76,6 @@ POSTGRES_PORT: Final = 5432
 POSTGRES_DSN: Final = f"host={POSTGRES_HOST} port={POSTGRES_PORT} user=postgres dbname=test"
 POSTGRES_URL: Final = f"postgresql+psycopg://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/test"
 
-REPO: Final = Path(__file__).resolve().parents[2]
 START_TIMEOUT: Final = 30.0
 STOP_TIMEOUT: Final = 30.0
 HTTP_TIMEOUT: Final = 10.0
@@ -347,17 +346,6 @@ def pick_port(taken: set[int]) -> int:
     raise RuntimeError("no free loopback port found")
 
 
-def _server_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """This checkout first on the path, and no SEQFAST_* settings of the calling shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEQFAST")}
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
-    )
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
 @dataclass
 class Life:
     """One run of a node's process, from start to exit."""
@@ -415,7 +403,11 @@ class Life:
 
 
 class Node:
-    """One node of a `Cluster`: its settings, its proxy, and the lives of its process."""
+    """One node of a `Cluster`: its settings, its proxy, and the lives of its process.
+
+    Not a `serve_process.ServeProcess`: its port is chosen before it starts (it is also the
+    advertised URL), it runs in a process group of its own (for `freeze()`), and each life keeps
+    timestamped lines, transitions and the instants of its death for the interval checks."""
 
     def __init__(
         self,
@@ -460,10 +452,7 @@ class Node:
         return self.life.process.pid
 
     def command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "seqfast",
+        return seqfast_command(
             "serve",
             "--data",
             str(self.data),
@@ -479,7 +468,7 @@ class Node:
             self.url,
             "--timing-profile",
             self.cluster.timing_profile,
-        ]
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -490,7 +479,7 @@ class Node:
         process = subprocess.Popen(
             self.command(),
             cwd=REPO,
-            env=_server_env(self.env),
+            env=server_env(self.env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

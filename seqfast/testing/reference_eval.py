@@ -59,8 +59,8 @@ Semantics
   collection.  A wildcard outside such a scope raises `NotImplementedError`.
 * A text fragment (`"text"`) is true when `@Message` or `@Exception` contains the text, case
   folded; false otherwise.
-* Regular expressions (`/re/`, compiled by `seqfast.query.regex`: Python's `re` reading the
-  .NET spellings of named groups and `\\z`): `x = /re/` is true when the whole string matches
+* Regular expressions (`/re/`, compiled by `seqfast.query.regex`: RE2 reading the .NET
+  spellings of named groups and `\\z`): `x = /re/` is true when the whole string matches
   (`<>` the opposite, `ci` ignores case, either side may hold the regex); as the pattern of
   `Contains` (a match anywhere), `StartsWith` (a match at 0), `EndsWith` (a match ending at
   the end), `IndexOf` (where the first match starts, UTF-16 units, -1 when none) and

@@ -301,13 +301,15 @@ def run_query(
         else:
             out.append((slot, row))
     all_names = [*key_names, *names]
-    orderings = [(i, False, False) for i in range(len(key_names))]
+    # The `order by` items in their order, then the group keys (ascending) to break ties.
+    explicit: list[tuple[int, bool, bool]] = []
     time_desc = False
     for o in q.order_by:
         if isinstance(o, ast.TimeOrdering):
             time_desc = o.descending
         else:
-            orderings.insert(0, (all_names.index(o.alias), o.ci, o.descending))
+            explicit.append((all_names.index(o.alias), o.ci, o.descending))
+    orderings = [*explicit, *((i, False, False) for i in range(len(key_names)))]
     for index, ci, desc in reversed(orderings):
         out.sort(key=_row_key(index, ci), reverse=desc)
     if interval is None:

@@ -2,24 +2,19 @@
 what it stored.
 
 `serve(*flags)` starts a server on a fresh data directory (port 0, so tests never collide) and
-returns a `Server`: `url`, `data`, `process`, `stop()` (SIGTERM, and the exit status must be 0),
-`kill()` (SIGKILL), `start()` (again, on the same data directory), `events()` (the stored events,
-read with `seqfast.open` once the server has stopped: a running server holds the data
-directory's lock) and `stored()` (stop, read, start again).  Every server still running when a
-test ends is stopped, and must exit with status 0.
+returns a `Server` (a `seqfast.testing.serve_process.ServeProcess`): `url`, `data`, `process`,
+`stop()` (SIGTERM, and the exit status must be 0), `kill()` (SIGKILL), `start()` (again, on the
+same data directory), `events()` (the stored events, read with `seqfast.open` once the server has
+stopped: a running server holds the data directory's lock) and `stored()` (stop, read, start
+again).  Every server still running when a test ends is stopped, and must exit with status 0.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import signal
 import socket
 import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,26 +24,7 @@ import orjson
 import pytest
 
 import seqfast
-
-REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 60.0
-_ADDRESS = re.compile(r"^http://([^:/]+):(\d+)$")
-
-
-def _server_env() -> dict[str, str]:
-    """The environment for the server: this checkout first on the path, and no SEQFAST_*
-    settings from the calling shell (the tests choose every setting with flags)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEQFAST_")}
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
-    )
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def seqfast_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "seqfast", *args]
+from seqfast.testing.serve_process import REPO, ServeProcess, seqfast_command, server_env
 
 
 def run_seqfast(*args: str) -> subprocess.CompletedProcess[str]:
@@ -56,7 +32,7 @@ def run_seqfast(*args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         seqfast_command(*args),
         cwd=REPO,
-        env=_server_env(),
+        env=server_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -65,124 +41,10 @@ def run_seqfast(*args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-class Server:
+class Server(ServeProcess):
     """One `seqfast serve` process (or none, between `stop()` and `start()`)."""
 
-    def __init__(self, data: Path, flags: tuple[str, ...]) -> None:
-        self.data = data
-        self.flags = flags
-        self.process: subprocess.Popen[bytes] | None = None
-        self.host = ""
-        self.port = 0
-        self.log_lines: list[str] = []
-        self._reader: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> Server:
-        assert not self.running, "the server is already running"
-        self.log_lines = []
-        process = subprocess.Popen(
-            seqfast_command(
-                "serve", "--data", str(self.data), "--listen", "127.0.0.1:0", *self.flags
-            ),
-            cwd=REPO,
-            env=_server_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.process = process
-        listening = threading.Event()
-
-        def read_stderr() -> None:
-            assert process.stderr is not None
-            for raw in process.stderr:
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                self.log_lines.append(line)
-                if not listening.is_set() and self._take_address(line):
-                    listening.set()
-            listening.set()  # the process ended (it failed to start, or stopped)
-
-        self._reader = threading.Thread(target=read_stderr, daemon=True)
-        self._reader.start()
-        listening.wait(START_TIMEOUT)
-        if not self.port:
-            self._abandon()
-            raise AssertionError(
-                "seqfast serve did not log its listening address within "
-                f"{START_TIMEOUT:.0f} s; its stderr:\n{self.stderr_text()}"
-            )
-        return self
-
-    def _take_address(self, line: str) -> bool:
-        """True (and host and port set) if `line` is the `listening on {Address}` event."""
-        try:
-            event = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return False
-        if not isinstance(event, dict) or "listening on {Address}" not in event.get("@mt", ""):
-            return False
-        match = _ADDRESS.match(str(event.get("Address", "")))
-        assert match is not None, f"unexpected listening address in {line!r}"
-        self.host, self.port = match[1], int(match[2])
-        return True
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    @property
-    def url(self) -> str:
-        assert self.port, "the server has not started"
-        return f"http://{self.host}:{self.port}"
-
-    def stop(self) -> float:
-        """SIGTERM, then waits; the exit status must be 0.  Returns the seconds it took."""
-        assert self.process is not None, "the server was never started"
-        started = time.monotonic()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            status = self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self._abandon()
-            raise AssertionError(
-                f"seqfast serve did not stop within {STOP_TIMEOUT:.0f} s of SIGTERM; its "
-                f"stderr:\n{self.stderr_text()}"
-            ) from None
-        self._join_reader()
-        assert status == 0, (
-            f"seqfast serve exited with status {status}; its stderr:\n{self.stderr_text()}"
-        )
-        self.port = 0
-        return time.monotonic() - started
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown at all, as in a crash or a power cut (for the process)."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(STOP_TIMEOUT)
-        self._join_reader()
-        self.port = 0
-
-    def _abandon(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT)
-        self._join_reader()
-        self.port = 0
-
-    def _join_reader(self) -> None:
-        if self._reader is not None:
-            self._reader.join(10)
-
-    # -- what it stored --------------------------------------------------------------------
+    start_timeout = 30.0
 
     def events(self, limit: int = 1_000_000) -> list[dict[str, Any]]:
         """The stored events, newest first; the server must be stopped."""
@@ -196,23 +58,6 @@ class Server:
         self.stop()
         found = self.events(limit)
         self.start()
-        return found
-
-    # -- its own log -----------------------------------------------------------------------
-
-    def stderr_text(self) -> str:
-        return "\n".join(self.log_lines[-200:])
-
-    def logs(self) -> list[dict[str, Any]]:
-        """The server's own log events (CLEF on stderr)."""
-        found = []
-        for line in self.log_lines:
-            try:
-                event = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(event, dict):
-                found.append(event)
         return found
 
     def peak_rss_kib(self) -> int:

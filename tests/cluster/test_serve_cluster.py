@@ -13,13 +13,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import re
-import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,26 +28,11 @@ from wsproto.events import AcceptConnection, CloseConnection, Ping, TextMessage
 from wsproto.events import Request as WsRequest
 
 import seqfast
+from seqfast.testing.serve_process import REPO, ServeProcess, seqfast_command, server_env
 
-REPO = Path(__file__).resolve().parents[2]
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 POSTGRES_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 60.0
 SETTLE_TIMEOUT = 60.0  # for a cluster to agree on a leader
-_ADDRESS = re.compile(r"^http://([^:/]+):(\d+)$")
-
-
-def server_env() -> dict[str, str]:
-    """This checkout first on the path; no SEQFAST_* settings from the calling shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEQFAST_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def seqfast_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "seqfast", *args]
 
 
 def run_seqfast(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
@@ -67,126 +47,13 @@ def run_seqfast(*args: str, timeout: float = 120.0) -> subprocess.CompletedProce
     )
 
 
-class Node:
+class Node(ServeProcess):
     """One `seqfast serve` process of a cluster (or none, between `stop()` and `start()`)."""
 
-    def __init__(self, data: Path, flags: tuple[str, ...]) -> None:
-        self.data = data
-        self.flags = flags
-        self.process: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.log_lines: list[str] = []
-        self._reader: threading.Thread | None = None
-        self._listening = threading.Event()
-
-    def start(self) -> Node:
-        self.launch()
-        return self.wait_listening()
-
-    def launch(self) -> None:
-        """Starts the process without waiting for it to listen (see `wait_listening`)."""
-        assert not self.running
-        self.log_lines = []
-        self.port = 0
-        process = subprocess.Popen(
-            seqfast_command(
-                "serve", "--data", str(self.data), "--listen", "127.0.0.1:0", *self.flags
-            ),
-            cwd=REPO,
-            env=server_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.process = process
-        listening = self._listening = threading.Event()
-
-        def read_stderr() -> None:
-            assert process.stderr is not None
-            for raw in process.stderr:
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                self.log_lines.append(line)
-                if not listening.is_set() and self._take_address(line):
-                    listening.set()
-            listening.set()
-
-        self._reader = threading.Thread(target=read_stderr, daemon=True)
-        self._reader.start()
-
-    def wait_listening(self) -> Node:
-        self._listening.wait(START_TIMEOUT)
-        if not self.port:
-            self._abandon()
-            raise AssertionError(f"seqfast serve did not start; its stderr:\n{self.stderr()}")
-        return self
-
-    def _take_address(self, line: str) -> bool:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return False
-        if not isinstance(event, dict) or "listening on {Address}" not in event.get("@mt", ""):
-            return False
-        match = _ADDRESS.match(str(event.get("Address", "")))
-        assert match is not None, line
-        self.port = int(match[2])
-        return True
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    @property
-    def url(self) -> str:
-        assert self.port, "the node is not running"
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        """SIGTERM; the node must exit with status 0."""
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            status = self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self._abandon()
-            raise AssertionError(f"no exit after SIGTERM; stderr:\n{self.stderr()}") from None
-        self._join()
-        self.port = 0
-        assert status == 0, f"exit status {status}; stderr:\n{self.stderr()}"
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(STOP_TIMEOUT)
-        self._join()
-        self.port = 0
-
-    def _abandon(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT)
-        self._join()
-
-    def _join(self) -> None:
-        if self._reader is not None:
-            self._reader.join(10)
+    stderr_tail = 100
 
     def stderr(self) -> str:
-        return "\n".join(self.log_lines[-100:])
-
-    def logs(self) -> list[dict[str, Any]]:
-        found = []
-        for line in list(self.log_lines):
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                found.append(event)
-        return found
-
-    # -- HTTP ------------------------------------------------------------------------------
+        return self.stderr_text()
 
     def request(
         self,
@@ -195,7 +62,7 @@ class Node:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, http.client.HTTPMessage, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             response = conn.getresponse()

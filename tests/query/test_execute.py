@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import seqfast
-from seqfast.query import QuerySyntaxError
+from seqfast.query import QuerySyntaxError, vector
 from seqfast.query.execute import QueryTimeout
 from seqfast.query.values import QueryError
 from seqfast.storage.batch import Batch
@@ -361,3 +361,17 @@ def test_queries_are_checked_before_reading(tmp_path: Path) -> None:
             store.query("select count(*) from stream group by A having B > 1")
         assert store.query("select count(*) as n from stream having n >= 0").rows == [[0]]
         assert store.query("select count(*) from stream group by A").rows == []
+
+
+def test_now_is_one_instant_for_the_whole_query(
+    populated: tuple[Store, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clock that moves on every reading: a query reading it once per block (across both
+    # worker threads) would see many instants.
+    ticks = iter(range(638_000_000_000_000_000, 10**19, 10_000_000))
+    monkeypatch.setattr(vector, "clock_ticks", lambda: next(ticks))
+    store, events = populated
+    result = store.query("select count(distinct(ToIsoString(Now()))) as n from stream")
+    assert result.rows == [[1]]
+    found = store.search("Substring(ToIsoString(Now()), 0, 4) = '2022'", limit=len(events))
+    assert len(found.events) in (0, len(events))

@@ -45,6 +45,7 @@ from seqfast import _native
 from seqfast.query import aggregates as agg
 from seqfast.query import ast, filter_reads, plan, vector
 from seqfast.query.exec_final import GroupEvaluator, to_json
+from seqfast.query.gc_pause import gc_paused
 from seqfast.query.parse import parse_filter, parse_query
 from seqfast.query.values import UNDEFINED, QueryError, Values, fold_deep
 from seqfast.storage import batch as batches
@@ -369,9 +370,9 @@ def search(
     if limit <= 0:
         return SearchResult([], 0, None)
     blocks = _with_bitmaps(blocks, parsed.expr, saved)
-    with vector.query_clock():
+    with vector.query_clock(), gc_paused():
         found, scanned = _newest(blocks, parsed.expr, rng, limit, deadline)
-    events = _materialise(found, limit)
+        events = _materialise(found, limit)
     next_id = events[-1]["@id"] if len(events) == limit else None
     return SearchResult(events, scanned, next_id)
 
@@ -1081,7 +1082,7 @@ def query(
 
     `key_table`, kept by the caller from query to query, numbers group keys once: queries
     grouped by one plain property then group a block with numpy alone."""
-    with vector.query_clock():
+    with vector.query_clock(), gc_paused():
         return _query(
             blocks,
             text,

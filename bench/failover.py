@@ -51,8 +51,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -241,40 +243,41 @@ def run_margins(profile: str, fault: str, trials: int, nodes: int, base: Path) -
     return results
 
 
-def margin_summary(results: list[Margin]) -> list[dict[str, object]]:
-    rows = []
-    for key in sorted({(r.profile, r.fault) for r in results}):
-        group = [r for r in results if (r.profile, r.fault) == key]
-        rows.append(
-            {
-                "profile": key[0],
-                "fault": key[1],
-                "trials": len(group),
-                "margin_median_s": round(statistics.median(r.margin_s for r in group), 3),
-                "margin_smallest_s": round(min(r.margin_s for r in group), 3),
-                "takeover_median_s": round(statistics.median(r.takeover_s for r in group), 3),
-                "takeover_worst_s": round(max(r.takeover_s for r in group), 3),
-            }
-        )
+def _by_fault(
+    results: Sequence[Any], figures: dict[str, Callable[[list[Any]], float]]
+) -> list[dict[str, object]]:
+    """One row per (profile, fault): its trial count and `figures` of its trials, rounded."""
+    rows: list[dict[str, object]] = []
+    for profile, fault in sorted({(r.profile, r.fault) for r in results}):
+        group = [r for r in results if (r.profile, r.fault) == (profile, fault)]
+        row: dict[str, object] = {"profile": profile, "fault": fault, "trials": len(group)}
+        row.update({name: round(figure(group), 3) for name, figure in figures.items()})
+        rows.append(row)
     return rows
+
+
+def margin_summary(results: list[Margin]) -> list[dict[str, object]]:
+    return _by_fault(
+        results,
+        {
+            "margin_median_s": lambda g: statistics.median(r.margin_s for r in g),
+            "margin_smallest_s": lambda g: min(r.margin_s for r in g),
+            "takeover_median_s": lambda g: statistics.median(r.takeover_s for r in g),
+            "takeover_worst_s": lambda g: max(r.takeover_s for r in g),
+        },
+    )
 
 
 def summary(results: list[Trial]) -> list[dict[str, object]]:
-    rows = []
-    for key in sorted({(r.profile, r.fault) for r in results}):
-        group = [r for r in results if (r.profile, r.fault) == key]
-        rows.append(
-            {
-                "profile": key[0],
-                "fault": key[1],
-                "trials": len(group),
-                "leader_median_s": round(statistics.median(r.leader_s for r in group), 3),
-                "leader_worst_s": round(max(r.leader_s for r in group), 3),
-                "gap_median_s": round(statistics.median(r.gap_s for r in group), 3),
-                "gap_worst_s": round(max(r.gap_s for r in group), 3),
-            }
-        )
-    return rows
+    return _by_fault(
+        results,
+        {
+            "leader_median_s": lambda g: statistics.median(r.leader_s for r in g),
+            "leader_worst_s": lambda g: max(r.leader_s for r in g),
+            "gap_median_s": lambda g: statistics.median(r.gap_s for r in g),
+            "gap_worst_s": lambda g: max(r.gap_s for r in g),
+        },
+    )
 
 
 def main() -> int:

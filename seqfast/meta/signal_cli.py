@@ -18,7 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from seqfast.config import config_from_args, parse_size
 from seqfast.errors import SeqfastError
@@ -138,6 +138,43 @@ def _open(args: argparse.Namespace, *, create: bool) -> tuple[Signals, Retention
     return Signals(engine), RetentionPolicies(engine)
 
 
+# -- what the commands print (signals and policies alike) ----------------------------------------
+
+
+class _Saved(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+_S = TypeVar("_S", bound=_Saved)
+
+
+def _print_created(args: argparse.Namespace, item: _Saved) -> int:
+    print(json.dumps(item.to_json(), indent=2) if args.json else item.id)
+    return 0
+
+
+def _print_list(
+    args: argparse.Namespace, found: Sequence[_S], fmt: Callable[[Sequence[_S]], str], what: str
+) -> int:
+    if args.json:
+        print(json.dumps([item.to_json() for item in found], indent=2))
+    elif found:
+        print(fmt(found), end="")
+    else:
+        print(f"seqfast: there are no {what}", file=sys.stderr)
+    return 0
+
+
+def _print_removed(args: argparse.Namespace, removed: bool, what: str) -> int:
+    if not removed:
+        raise _BadInput(f"there is no {what} with id {args.id!r}")
+    print(f"removed {args.id}")
+    return 0
+
+
 # -- signals -----------------------------------------------------------------------------------
 
 
@@ -147,32 +184,17 @@ def _create_signal(args: argparse.Namespace) -> int:
     normalise_title(args.title)  # checked before the database is opened or created
     filters = [normalise_filter(None, text) for text in args.filters]
     signals, _ = _open(args, create=True)
-    signal = signals.create(args.title, filters, args.description)
-    if args.json:
-        print(json.dumps(signal.to_json(), indent=2))
-    else:
-        print(signal.id)
-    return 0
+    return _print_created(args, signals.create(args.title, filters, args.description))
 
 
 def _list_signals(args: argparse.Namespace) -> int:
     signals, _ = _open(args, create=False)
-    found = signals.list()
-    if args.json:
-        print(json.dumps([s.to_json() for s in found], indent=2))
-    elif found:
-        print(format_signals(found), end="")
-    else:
-        print("seqfast: there are no signals", file=sys.stderr)
-    return 0
+    return _print_list(args, signals.list(), format_signals, "signals")
 
 
 def _remove_signal(args: argparse.Namespace) -> int:
     signals, _ = _open(args, create=False)
-    if not signals.remove(args.id):
-        raise _BadInput(f"there is no signal with id {args.id!r}")
-    print(f"removed {args.id}")
-    return 0
+    return _print_removed(args, signals.remove(args.id), "signal")
 
 
 def format_signals(signals: Sequence[Signal]) -> str:
@@ -192,32 +214,17 @@ def _create_policy(args: argparse.Namespace) -> int:
     if retention is None and args.max_total_bytes is None:
         raise _BadInput("say what to remove: --after DURATION and/or --max-total-bytes SIZE")
     _, policies = _open(args, create=True)
-    policy = policies.create(retention, args.delete, args.max_total_bytes)
-    if args.json:
-        print(json.dumps(policy.to_json(), indent=2))
-    else:
-        print(policy.id)
-    return 0
+    return _print_created(args, policies.create(retention, args.delete, args.max_total_bytes))
 
 
 def _list_policies(args: argparse.Namespace) -> int:
     _, policies = _open(args, create=False)
-    found = policies.list()
-    if args.json:
-        print(json.dumps([p.to_json() for p in found], indent=2))
-    elif found:
-        print(format_policies(found), end="")
-    else:
-        print("seqfast: there are no retention policies", file=sys.stderr)
-    return 0
+    return _print_list(args, policies.list(), format_policies, "retention policies")
 
 
 def _remove_policy(args: argparse.Namespace) -> int:
     _, policies = _open(args, create=False)
-    if not policies.remove(args.id):
-        raise _BadInput(f"there is no retention policy with id {args.id!r}")
-    print(f"removed {args.id}")
-    return 0
+    return _print_removed(args, policies.remove(args.id), "retention policy")
 
 
 def _apply(args: argparse.Namespace) -> int:

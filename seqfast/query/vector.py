@@ -166,44 +166,29 @@ def filter_mask(
 
 def columns_needed(expr: A.Node) -> set[str] | None:
     """The CLEF column names `expr` reads (None: it may read any column, as `@Properties`
-    does).  A batch holding at least these columns gives the same values as the whole one."""
-    needed: set[str] = set()
-    stack: list[A.Node] = [expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, A.Filter):
-            if node.expr is not None:
-                stack.append(node.expr)
-            continue
-        if isinstance(node, A.Property):
-            needed.add("@" + node.name if node.name.startswith("@") else node.name)
-        elif isinstance(node, A.BuiltIn):
-            if node.name == "Properties":
-                return None
-            columns = _BUILT_IN_COLUMNS.get(node.name, ())
-            needed.update(columns)
-            if node.name == "Message":
-                needed.add("*templates")
-        elif isinstance(node, A.TextSearch):
-            needed.update(("@m", "@mt", "@r", "@x"))
-            needed.add("*templates")
-        stack.extend(A.children(node))
-    if "*templates" in needed:
-        # Rendering a template reads the properties its tokens name, unknown in advance.
-        return None
-    return needed
+    does, or as rendering a template does: its tokens name properties unknown in advance).
+    A batch holding at least these columns gives the same values as the whole one."""
+    needed, everything, renders = _named_columns(expr)
+    return None if everything or renders else needed
 
 
 def columns_needed_with_templates(expr: A.Node, templates: Iterable[str]) -> set[str] | None:
     """`columns_needed` once the block's distinct message templates (`@mt`) are known: free
     text and `@Message` then need only the properties those templates name.  None still
     means every column (`@Properties`)."""
-    found = columns_needed(expr)
-    if found is not None:
-        return found
-    if any(isinstance(node, A.BuiltIn) and node.name == "Properties" for node in _walk(expr)):
+    needed, everything, renders = _named_columns(expr)
+    if everything:
         return None
+    if renders:
+        needed |= vector_text.template_columns(templates)
+    return needed
+
+
+def _named_columns(expr: A.Node) -> tuple[set[str], bool, bool]:
+    """The columns `expr` names, whether it reads `@Properties` (every column), and whether
+    it renders message templates (`@Message`, free text)."""
     needed: set[str] = set()
+    everything = renders = False
     stack: list[A.Node] = [expr]
     while stack:
         node = stack.pop()
@@ -214,20 +199,14 @@ def columns_needed_with_templates(expr: A.Node, templates: Iterable[str]) -> set
         if isinstance(node, A.Property):
             needed.add("@" + node.name if node.name.startswith("@") else node.name)
         elif isinstance(node, A.BuiltIn):
+            everything = everything or node.name == "Properties"
+            renders = renders or node.name == "Message"
             needed.update(_BUILT_IN_COLUMNS.get(node.name, ()))
         elif isinstance(node, A.TextSearch):
             needed.update(("@m", "@mt", "@r", "@x"))
+            renders = True
         stack.extend(A.children(node))
-    needed.update(vector_text.template_columns(templates))
-    return needed
-
-
-def _walk(node: A.Node) -> Iterator[A.Node]:
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(A.children(current))
+    return needed, everything, renders
 
 
 def check(expr: A.Node, *, allow_aggregates: bool = False) -> None:

@@ -5,6 +5,7 @@ generator, against the embedded `store.ingest_clef` rate measured in the same ru
                                  [--events 1000000] [--seed 1] [--batch-bytes 1000000]
                                  [--server-arg=--queue-limit-bytes=10MiB ...]
                                  [--no-honour-retry-after] [--profile OUT.txt]
+    python3 bench/http_ingest.py --via-follower [--rounds 2] [--cluster-db URL] [...]
 
 1. Makes (or reuses) the seeded corpus (``bench/corpus.py``) and reads it once so that it is in
    the page cache.
@@ -23,6 +24,15 @@ generator, against the embedded `store.ingest_clef` rate measured in the same ru
    server is stopped with SIGTERM (its exit status and shutdown time are reported) and
    ``seqfast stats`` checks that the store holds exactly the acknowledged events.
 4. Prints a report and, with ``--json``, writes everything.
+
+With ``--via-follower`` (steps 2 and 3 replaced): starts two nodes of one cluster (``serve
+--cluster-db URL --cluster-name bench-<time> --advertise http://127.0.0.1:<port>``, each on a
+fresh data directory), waits until both report the same leader on ``/health/cluster`` and a
+request through the follower is forwarded, times ``GET /api/`` on each (idle, new connection
+each: the fixed cost of the follower's hop), then runs the same generator against the leader,
+then against the follower (which streams each request to the leader, ``seqfast/api/proxy.py``),
+``--rounds`` times, sampling both nodes' per-thread CPU.  Reports each run, the medians per
+target and follower / leader, and checks that the leader stored every acknowledged event.
 
 Reported: acknowledged events/s and MB/s (events and bytes of 201 answers over the wall time of
 the run), request latency p50/p99, status counts, the server's peak RSS (VmHWM) and RSS over
@@ -48,6 +58,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -534,7 +546,7 @@ def _thread_group(pid: int, tid: int, name: str) -> str:
 class Server:
     """`python -m seqfast serve` on a fresh data directory, its log in a file."""
 
-    def __init__(self, data: Path, extra_args: list[str]) -> None:
+    def __init__(self, data: Path, extra_args: list[str], listen: str = "127.0.0.1:0") -> None:
         self.data = data
         self.log_path = data.with_suffix(".log")
         cmd = [
@@ -545,7 +557,7 @@ class Server:
             "--data",
             str(data),
             "--listen",
-            "127.0.0.1:0",
+            listen,
             *extra_args,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEQFAST_")}
@@ -646,6 +658,75 @@ class Sampler:
         }
 
 
+def _start_generator(
+    path: Path,
+    host: str,
+    port: int,
+    connections: int,
+    seconds: float,
+    batch_bytes: int,
+    honour_retry_after: bool,
+    result_file: Path,
+) -> subprocess.Popen[str]:
+    """The load generator subprocess, once it has loaded its batches and waits for "go"."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "_generator",
+        str(path),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--connections",
+        str(connections),
+        "--seconds",
+        str(seconds),
+        "--batch-bytes",
+        str(batch_bytes),
+        "--result",
+        str(result_file),
+    ]
+    if honour_retry_after:
+        cmd.append("--honour-retry-after")
+    generator = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+    )
+    assert generator.stdout is not None
+    ready = generator.stdout.readline().split()
+    if not ready or ready[0] != "ready":
+        if generator.poll() is None:
+            generator.kill()
+        raise RuntimeError(f"the load generator did not start (exit {generator.wait()})")
+    return generator
+
+
+def _run_generator(generator: subprocess.Popen[str]) -> float:
+    """Tells the generator to go and waits for it; its CPU seconds from /proc meanwhile."""
+    assert generator.stdin is not None
+    gen_cpu0 = _proc_cpu_seconds(f"/proc/{generator.pid}/stat") or 0.0
+    generator.stdin.write("go\n")
+    generator.stdin.flush()
+    gen_cpu1 = gen_cpu0
+    while generator.poll() is None:
+        gen_cpu1 = _proc_cpu_seconds(f"/proc/{generator.pid}/stat") or gen_cpu1
+        time.sleep(0.1)
+    return gen_cpu1 - gen_cpu0
+
+
+def _generator_result(
+    generator: subprocess.Popen[str], result_file: Path, gen_cpu: float
+) -> Result:
+    """The generator's result file, with its CPU share."""
+    if generator.returncode != 0 or not result_file.exists():
+        raise RuntimeError(f"the load generator failed (exit {generator.returncode})")
+    result: Result = json.loads(result_file.read_text())
+    result["generator_process_cpu_seconds"] = gen_cpu
+    cpu_gen = result["generator_cpu_seconds"]
+    result["generator_cpu_share"] = (cpu_gen["user"] + cpu_gen["system"]) / result["seconds"]
+    return result
+
+
 def run_http(
     path: Path,
     workdir: Path,
@@ -670,57 +751,29 @@ def run_http(
     generator: subprocess.Popen[str] | None = None
     spy: subprocess.Popen[bytes] | None = None
     try:
-        cmd = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "_generator",
-            str(path),
-            "--host",
+        generator = _start_generator(
+            path,
             server.host,
-            "--port",
-            str(server.port),
-            "--connections",
-            str(connections),
-            "--seconds",
-            str(seconds),
-            "--batch-bytes",
-            str(batch_bytes),
-            "--result",
-            str(result_file),
-        ]
-        if honour_retry_after:
-            cmd.append("--honour-retry-after")
-        generator = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+            server.port,
+            connections,
+            seconds,
+            batch_bytes,
+            honour_retry_after,
+            result_file,
         )
-        assert generator.stdin is not None and generator.stdout is not None
-        ready = generator.stdout.readline().split()
-        if not ready or ready[0] != "ready":
-            raise RuntimeError(f"the load generator did not start (exit {generator.wait()})")
         rss_idle = _proc_status(server.proc.pid).get("VmRSS", 0) / 1024
         sampler = Sampler(server.proc.pid)
         sampler.start()
-        gen_cpu0 = _proc_cpu_seconds(f"/proc/{generator.pid}/stat") or 0.0
         if profile is not None:
             spy = _start_py_spy(server.proc.pid, profile, seconds)
-        generator.stdin.write("go\n")
-        generator.stdin.flush()
-        gen_cpu1 = gen_cpu0
-        while generator.poll() is None:
-            gen_cpu1 = _proc_cpu_seconds(f"/proc/{generator.pid}/stat") or gen_cpu1
-            time.sleep(0.1)
+        gen_cpu = _run_generator(generator)
         samples = sampler.stop()
-        if generator.returncode != 0 or not result_file.exists():
-            raise RuntimeError(f"the load generator failed (exit {generator.returncode})")
-        result: Result = json.loads(result_file.read_text())
+        result = _generator_result(generator, result_file, gen_cpu)
         if spy is not None:
             spy.wait(timeout=60)
             spy = None
         result.update(samples)
         result["server_rss_idle_mb"] = rss_idle
-        result["generator_process_cpu_seconds"] = gen_cpu1 - gen_cpu0
-        cpu_gen = result["generator_cpu_seconds"]
-        result["generator_cpu_share"] = (cpu_gen["user"] + cpu_gen["system"]) / result["seconds"]
         result["server_cpu_share"] = result["server_cpu_seconds"] / result["seconds"]
         result["server_args"] = server_args
         result.update(server.stop())
@@ -879,6 +932,322 @@ def format_report(report: Result) -> str:
 
 
 # -------------------------------------------------------------------------------------------------
+# Through a follower: a 2-node cluster, the same load on the leader and on the follower
+
+
+CLUSTER_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+CLUSTER_READY_TIMEOUT = 90.0
+
+
+def _free_ports(n: int) -> list[int]:
+    """`n` distinct ports free on 127.0.0.1 just now (a node must know its port before it
+    starts, to advertise it)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    """Status and body of GET http://127.0.0.1:<port><path>; (0, b"") when unreachable."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return 0, b""
+
+
+def _cluster_leader(port: int) -> str | None:
+    """The leader's URL by `GET /health/cluster` on the node at `port`, once healthy."""
+    status, body = _http_get(port, "/health/cluster")
+    if status != 200:
+        return None
+    try:
+        leader = json.loads(body).get("Leader")
+    except ValueError:
+        return None
+    return leader.get("Url") if isinstance(leader, dict) else None
+
+
+def _wait_for_cluster(nodes: list[Server]) -> tuple[Server, Server, float]:
+    """(leader, follower, seconds waited): both nodes report the same leader, and a request
+    through the follower is forwarded (not a 503 for want of a known leader)."""
+    t0 = time.monotonic()
+    deadline = t0 + CLUSTER_READY_TIMEOUT
+    while time.monotonic() < deadline:
+        for node in nodes:
+            if node.proc.poll() is not None:
+                raise RuntimeError(f"a node exited ({node.proc.returncode}):\n{node.log()}")
+        urls = {_cluster_leader(node.port) for node in nodes}
+        if len(urls) == 1 and None not in urls:
+            (url,) = urls
+            leaders = [n for n in nodes if url == f"http://{n.host}:{n.port}"]
+            if len(leaders) == 1:
+                leader = leaders[0]
+                follower = next(n for n in nodes if n is not leader)
+                if _http_get(follower.port, "/api/")[0] == 200:
+                    return leader, follower, time.monotonic() - t0
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"no leader within {CLUSTER_READY_TIMEOUT:.0f} s:\n"
+        + "\n".join(n.log()[-2000:] for n in nodes)
+    )
+
+
+def _idle_get_ms(port: int, n: int = 200) -> float:
+    """Median ms of `GET /api/` on a new connection each time, the cluster otherwise idle: the
+    fixed cost a follower adds to a request (its own connection to the leader included)."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        status, _ = _http_get(port, "/api/")
+        times.append(time.perf_counter() - t0)
+        if status != 200:
+            raise RuntimeError(f"GET /api/ on :{port} answered {status}")
+    return statistics.median(times) * 1000.0
+
+
+def run_via_follower(
+    path: Path,
+    workdir: Path,
+    seconds: float,
+    connections: int,
+    batch_bytes: int,
+    honour_retry_after: bool,
+    server_args: list[str],
+    rounds: int,
+    cluster_db: str,
+    profile: Path | None,
+    keep: bool,
+) -> Result:
+    """Starts two cluster nodes and runs the generator against the leader and against the
+    follower in turn, `rounds` times each (leader first); both nodes sampled in every run."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    name = f"bench-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}"
+    nodes: list[Server] = []
+    datas: list[Path] = []
+    generator: subprocess.Popen[str] | None = None
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+        for i, port in enumerate(_free_ports(2)):
+            data = Path(tempfile.mkdtemp(prefix=f"seqfast-node{i + 1}-", dir=workdir))
+            datas.append(data)
+            args = [
+                "--cluster-db", cluster_db, "--cluster-name", name, "--node-id",
+                f"{name}-n{i + 1}", "--advertise", f"http://127.0.0.1:{port}", *server_args,
+            ]  # fmt: skip
+            nodes.append(Server(data, args, listen=f"127.0.0.1:{port}"))
+        leader, follower, waited = _wait_for_cluster(nodes)
+        print(
+            f"cluster {name}: leader :{leader.port}, follower :{follower.port} "
+            f"(ready after {waited:.1f} s)",
+            file=sys.stderr,
+        )
+        roles = {"leader": leader, "follower": follower}
+        idle_get_ms = {role: _idle_get_ms(n.port) for role, n in roles.items()}
+        runs: list[Result] = []
+        for r in range(rounds):
+            for target in ("leader", "follower"):
+                node = roles[target]
+                result_file = datas[0].with_suffix(f".gen-{r}-{target}.json")
+                generator = _start_generator(
+                    path,
+                    node.host,
+                    node.port,
+                    connections,
+                    seconds,
+                    batch_bytes,
+                    honour_retry_after,
+                    result_file,
+                )
+                samplers = {role: Sampler(n.proc.pid) for role, n in roles.items()}
+                for sampler in samplers.values():
+                    sampler.start()
+                if profile is not None and target == "follower" and r == 0:
+                    spy = _start_py_spy(follower.proc.pid, profile, seconds)
+                gen_cpu = _run_generator(generator)
+                samples = {role: s.stop() for role, s in samplers.items()}
+                try:
+                    result = _generator_result(generator, result_file, gen_cpu)
+                finally:
+                    result_file.unlink(missing_ok=True)
+                generator = None
+                if spy is not None:
+                    spy.wait(timeout=60)
+                    spy = None
+                result["target"] = target
+                result["round"] = r + 1
+                for sample in samples.values():
+                    del sample["server_rss_mb_series"]
+                    sample["cpu_share"] = sample["server_cpu_seconds"] / result["seconds"]
+                result["nodes"] = samples
+                result["leader_after"] = _cluster_leader(leader.port)
+                runs.append(result)
+                print(
+                    f"round {r + 1} {target}: {result['events_per_second']:,.0f} events/s, "
+                    f"p50 {_fmt(result['latency_201_ms']['p50'], '.1f')} ms, statuses "
+                    f"{result['statuses']}",
+                    file=sys.stderr,
+                )
+        out: Result = {
+            "cluster_name": name,
+            "cluster_db": cluster_db,
+            "leader_url": f"http://{leader.host}:{leader.port}",
+            "follower_url": f"http://{follower.host}:{follower.port}",
+            "ready_seconds": waited,
+            "idle_get_api_ms": idle_get_ms,
+            "server_args": server_args,
+            "rounds": rounds,
+            "runs": runs,
+        }
+        stopped = {role: n.stop() for role, n in roles.items()}
+        out["shutdown"] = stopped
+        out["stored_events"] = {role: _stored_events(n.data) for role, n in roles.items()}
+        out["acked_events"] = sum(run["acked_events"] for run in runs)
+        out["server_log_warnings"] = {
+            role: [
+                line
+                for line in n.log().splitlines()
+                if '"@l":"Warning"' in line or '"@l":"Error"' in line
+            ][:20]
+            for role, n in roles.items()
+        }
+        out["summary"] = _summarize_via_follower(runs)
+        return out
+    finally:
+        for proc in (spy, generator):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for node in nodes:
+            if node.proc.poll() is None:
+                node.stop()
+        if not keep:
+            for data in datas:
+                shutil.rmtree(data, ignore_errors=True)
+                data.with_suffix(".log").unlink(missing_ok=True)
+
+
+def _summarize_via_follower(runs: list[Result]) -> Result:
+    """Medians per target, and follower / leader: of the medians and of each round's pair."""
+
+    def median(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return statistics.median(present) if present else None
+
+    out: Result = {}
+    for target in ("leader", "follower"):
+        mine = [run for run in runs if run["target"] == target]
+        out[target] = {
+            "events_per_second": median([run["events_per_second"] for run in mine]),
+            "mb_per_second": median([run["mb_per_second"] for run in mine]),
+            "p50_ms": median([run["latency_201_ms"]["p50"] for run in mine]),
+            "p99_ms": median([run["latency_201_ms"]["p99"] for run in mine]),
+            "leader_cpu_share": median([run["nodes"]["leader"]["cpu_share"] for run in mine]),
+            "follower_cpu_share": median([run["nodes"]["follower"]["cpu_share"] for run in mine]),
+        }
+    lead, foll = out["leader"]["events_per_second"], out["follower"]["events_per_second"]
+    out["ratio_of_medians"] = foll / lead if lead and foll is not None else None
+    by_round: dict[int, dict[str, float]] = {}
+    for run in runs:
+        by_round.setdefault(run["round"], {})[run["target"]] = run["events_per_second"]
+    out["ratio_by_round"] = [
+        pair["follower"] / pair["leader"]
+        for _, pair in sorted(by_round.items())
+        if pair.get("leader") and "follower" in pair
+    ]
+    return out
+
+
+def format_via_follower(report: Result) -> str:
+    c = report["corpus"]
+    s = report["settings"]
+    lines = [
+        f"# seqfast HTTP ingestion through a follower — {report['date']}",
+        "",
+        f"machine: {ingest.machine_line(report['machine'])}",
+        f"load average before/after: {report['loadavg_before']} / {report['loadavg_after']}",
+        f"corpus: {c['file']} — {c['events']:,} events, {c['bytes'] / 1e6:,.1f} MB "
+        f"({c['bytes'] / c['events']:.1f} B/event)",
+        f"HTTP: {s['connections']} keep-alive connections, ~{s['batch_bytes']:,} B batches to "
+        f"{INGEST_PATH} for {s['seconds']:.0f} s per run; Retry-After "
+        f"{'honoured' if s['honour_retry_after'] else 'ignored'}",
+    ]
+    v = report.get("via_follower")
+    if v is None or "error" in v:
+        lines.append(f"run failed: {v['error'] if v else 'not run'}")
+        return "\n".join(lines)
+    lines += [
+        f"cluster {v['cluster_name']} on {v['cluster_db']}: leader {v['leader_url']}, follower "
+        f"{v['follower_url']} (leading {v['ready_seconds']:.1f} s after both listened); node args "
+        f"{v['server_args'] or '(defaults)'}",
+        "",
+        "| round | posted to | events/s | MB/s | 201 p50 / p99 ms | statuses | "
+        "CPU cores: leader + follower + generator | follower event loop cores |",
+        "|---|---|---:|---:|---:|---|---:|---:|",
+    ]
+    for run in v["runs"]:
+        lat = run["latency_201_ms"]
+        nodes = run["nodes"]
+        loop = nodes["follower"]["server_cpu_by_thread_group"].get(
+            "main thread (trio event loop)", 0.0
+        )
+        lines.append(
+            f"| {run['round']} | {run['target']} | {run['events_per_second']:,.0f} | "
+            f"{run['mb_per_second']:.1f} | {_fmt(lat['p50'], '.1f')} / "
+            f"{_fmt(lat['p99'], '.1f')} | "
+            + ", ".join(f"{n:,} × {k}" for k, n in run["statuses"].items())
+            + (f"; errors {run['connection_errors']}" if run["connection_errors"] else "")
+            + f" | {nodes['leader']['cpu_share']:.2f} + {nodes['follower']['cpu_share']:.2f} + "
+            f"{run['generator_cpu_share']:.2f} | {loop / run['seconds']:.2f} |"
+        )
+    sm = v["summary"]
+    for target in ("leader", "follower"):
+        t = sm[target]
+        lines.append(
+            f"| median | {target} | **{_fmt(t['events_per_second'], ',.0f')}** | "
+            f"{_fmt(t['mb_per_second'], '.1f')} | {_fmt(t['p50_ms'], '.1f')} / "
+            f"{_fmt(t['p99_ms'], '.1f')} | | {_fmt(t['leader_cpu_share'], '.2f')} + "
+            f"{_fmt(t['follower_cpu_share'], '.2f')} | |"
+        )
+    lines += [
+        "",
+        f"follower / leader: ×{_fmt(sm['ratio_of_medians'], '.2f')} (medians); by round "
+        + ", ".join(f"×{x:.2f}" for x in sm["ratio_by_round"]),
+        f"GET /api/ on a new connection, idle cluster (median of 200): leader "
+        f"{v['idle_get_api_ms']['leader']:.2f} ms, through the follower "
+        f"{v['idle_get_api_ms']['follower']:.2f} ms",
+        f"acknowledged {v['acked_events']:,} events in all; stored after shutdown "
+        f"(seqfast stats): leader {_fmt(v['stored_events']['leader'], ',')}, follower "
+        f"{_fmt(v['stored_events']['follower'], ',')}",
+        "leader after each run: " + ", ".join(str(run["leader_after"]) for run in v["runs"]),
+        "shutdown: "
+        + ", ".join(
+            f"{role} exit {x['exit_code']} after {x['shutdown_seconds']:.1f} s"
+            for role, x in v["shutdown"].items()
+        ),
+    ]
+    for run in v["runs"]:
+        if run["target"] == "follower":
+            groups = run["nodes"]["follower"]["server_cpu_by_thread_group"]
+            lines.append(
+                f"round {run['round']}, follower CPU by thread over {run['seconds']:.1f} s: "
+                + ", ".join(f"{k} {x:.1f} s" for k, x in groups.items())
+            )
+    for role, warnings in v["server_log_warnings"].items():
+        if warnings:
+            lines.append(f"{role} warnings/errors:")
+            lines += [f"  {w}" for w in warnings]
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------------------
 # Main
 
 
@@ -931,11 +1300,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, default=BENCH_DIR / ".data", help="corpus and stores (bench/.data)"
     )
+    parser.add_argument(
+        "--via-follower",
+        action="store_true",
+        help="instead: start a 2-node cluster (--cluster-db) and post to the leader, then to the "
+        "follower (which forwards to the leader), --rounds times; no embedded runs",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="with --via-follower: leader/follower pairs (2)"
+    )
+    parser.add_argument(
+        "--cluster-db",
+        default=CLUSTER_DB,
+        metavar="URL",
+        help=f"with --via-follower: the cluster database ({CLUSTER_DB})",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the server's data directory")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the full report as JSON")
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.connections < 1 or args.batch_bytes < 1 or args.threads < 1:
         parser.error("--seconds, --connections, --batch-bytes and --threads must be positive")
+    if args.rounds < 1:
+        parser.error("--rounds must be positive")
 
     path = (
         args.corpus.resolve()
@@ -960,6 +1346,8 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     print(f"corpus {path} ({events:,} events)", file=sys.stderr)
+    if args.via_follower:
+        return _main_via_follower(args, path, report)
 
     runs: list[Result] = []
     for i in range(args.embedded_repeat):
@@ -1006,10 +1394,39 @@ def main(argv: list[str] | None = None) -> int:
                 ratios[key] = h["events_per_second"] / base["events_per_second"]
     report["ratios"] = ratios
     print(format_report(report))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1, default=str))
+    _write_json(args.json, report)
     return 0 if ok else 1
+
+
+def _write_json(out: Path | None, report: Result) -> None:
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1, default=str))
+
+
+def _main_via_follower(args: argparse.Namespace, path: Path, report: Result) -> int:
+    report["settings"]["rounds"] = args.rounds
+    report["settings"]["embedded_repeat"] = 0
+    try:
+        report["via_follower"] = run_via_follower(
+            path,
+            args.workdir / "http",
+            args.seconds,
+            args.connections,
+            args.batch_bytes,
+            args.honour_retry_after,
+            args.server_arg,
+            args.rounds,
+            args.cluster_db,
+            args.profile,
+            args.keep,
+        )
+    except RuntimeError as exc:
+        report["via_follower"] = {"error": str(exc)}
+    report["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(format_via_follower(report))
+    _write_json(args.json, report)
+    return 0 if "error" not in report["via_follower"] else 1
 
 
 if __name__ == "__main__":

@@ -39,5 +39,10 @@ class CorruptLog(SeqfastError):
         self.detail = detail
 
 
+class CommitRefused(SeqfastError):
+    """A commit's guard said no before anything was written (in a cluster: this node no longer
+    leads), so nothing of the batch was stored."""
+
+
 class StoreLocked(SeqfastError):
     """Another process holds the data directory open."""

@@ -20,7 +20,7 @@ import trio
 
 from seqfast.api.bodies import BodyError, BodyTooLarge, decode_body
 from seqfast.api.http import Request, Response, error_response, json_response
-from seqfast.errors import InvalidEvents, SeqfastError
+from seqfast.errors import CommitRefused, InvalidEvents, SeqfastError
 from seqfast.events import otlp, seqjson
 from seqfast.events.apply import KeySettings
 from seqfast.storage.store import Store
@@ -82,8 +82,9 @@ class Ingestion:
         may_acknowledge: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store
-        # Asked after a batch is durable and before it is acknowledged: a node that may no
-        # longer be the leader must not acknowledge (see the cluster runtime).
+        # Asked twice per batch: right before it enters the log (a node that no longer leads
+        # stores nothing), and once it is durable, before its 201 (leadership may have lapsed
+        # during the fsync: then the client is told to retry).  See the cluster runtime.
         self.may_acknowledge = may_acknowledge
         self.keys = keys
         self.limits = limits
@@ -161,9 +162,7 @@ class Ingestion:
             self.log(
                 "Warning", "Not acknowledging {Events} events: no longer the leader", Events=events
             )
-            return error_response(
-                503, "this node is no longer the leader; retry shortly", [("Retry-After", "1")]
-            )
+            return _not_leader()
         self.keys.record(key_id, events, len(body), rejected=response.status >= 400)
         if response.status == 201 and key is not None:
             response = json_response(201, {"MinimumLevelAccepted": key.minimum_level})
@@ -185,7 +184,7 @@ class Ingestion:
                 clef, unit = data, "line"
             else:
                 clef = seqjson.decode_seq_json(data)
-            events = self.store.ingest_clef(clef, settings)
+            events = self.store.ingest_clef(clef, settings, may_commit=self.may_acknowledge)
         except BodyTooLarge:
             return _too_large(self.limits.payload_limit_bytes), 0
         except BodyError as exc:
@@ -195,6 +194,8 @@ class Ingestion:
             return error_response(400, message), 0
         except UnsupportedMedia as exc:
             return error_response(415, str(exc)), 0
+        except CommitRefused:
+            return _not_leader(), 0
         except SeqfastError as exc:
             self.log("Error", "Ingestion failed: {Error}", Error=str(exc))
             return self._unavailable(f"the store cannot accept events: {exc}"), 0
@@ -214,7 +215,11 @@ class Ingestion:
             )
         decode = otlp.decode_logs if logs else otlp.decode_traces
         result = decode(data, content_type, max_event_bytes=self.store.options.max_event_bytes)
-        events = self.store.ingest_clef(result.clef, settings) if result.accepted else 0
+        events = (
+            self.store.ingest_clef(result.clef, settings, may_commit=self.may_acknowledge)
+            if result.accepted
+            else 0
+        )
         encode = otlp.encode_logs_response if logs else otlp.encode_traces_response
         return Response(200, encode(result, content_type), content_type=content_type), events
 
@@ -228,6 +233,14 @@ def _is_clef(request: Request, content_type: str) -> bool:
         return True
     # `?clef` with or without a value, as Seq's clients send it.
     return any(part.split("=", 1)[0] == "clef" for part in request.query.split("&"))
+
+
+def _not_leader() -> Response:
+    # Nothing of the batch is acknowledged by this node: the client retries, and the retry
+    # reaches the new leader (through this node's forwarding, once it knows who that is).
+    return error_response(
+        503, "this node is no longer the leader; retry shortly", [("Retry-After", "1")]
+    )
 
 
 def _too_large(limit: int) -> Response:

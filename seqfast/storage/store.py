@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import zstandard
 
-from seqfast.errors import CorruptLog, CorruptSegment, SeqfastError, StoreLocked
+from seqfast.errors import CommitRefused, CorruptLog, CorruptSegment, SeqfastError, StoreLocked
 from seqfast.events.apply import KeySettings, apply
 from seqfast.events.clef import DEFAULT_MAX_EVENT_BYTES, encode_events, shred
 from seqfast.query import execute
@@ -238,12 +238,21 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def ingest_clef(self, payload: bytes, settings: KeySettings | None = None) -> int:
+    def ingest_clef(
+        self,
+        payload: bytes,
+        settings: KeySettings | None = None,
+        *,
+        may_commit: Callable[[], bool] | None = None,
+    ) -> int:
         """Commits newline-delimited CLEF; returns the number of events stored, once durable.
 
         Raises InvalidEvents (nothing stored) when any line is invalid.  `settings` (an API
         key's minimum level and applied properties) are applied to the batch, and recorded with
-        it in the commit log so that recovery applies them again.
+        it in the commit log so that recovery applies them again.  `may_commit` is asked under
+        the log's lock, right before the batch is appended (after any wait for the flusher):
+        if it says no, CommitRefused is raised and nothing is stored.  A cluster node passes
+        "do I still lead?", so that nothing enters its log once its leadership has lapsed.
         """
         batch = shred(payload, self.options.max_event_bytes)
         if settings:
@@ -260,6 +269,8 @@ class Store:
             while self._unflushed_rows() >= self.options.max_unflushed_rows:
                 self._changed.wait()  # back-pressure: let the flusher catch up
                 self._check_open()
+            if may_commit is not None and not may_commit():
+                raise CommitRefused("the commit was refused: this node may not commit now")
             lsn = self._next_lsn
             first_seq = self._next_seq
             self._next_lsn += 1

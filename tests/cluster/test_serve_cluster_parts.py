@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -204,9 +205,11 @@ class _OpenKeys:
         pass
 
 
-def _post_clef(data_dir: Path, body: bytes, may_acknowledge: bool) -> h11.Response:
+def _post_clef(data_dir: Path, body: bytes, leads: Iterable[bool]) -> h11.Response:
     """POSTs `body` to /ingest/clef of an ingestion server on loopback whose runtime answers
-    `may_acknowledge`, and returns the response; the store is closed afterwards."""
+    "may I acknowledge?" with the successive values of `leads`, and returns the response; the
+    store is closed afterwards."""
+    answers = iter(leads)
     store = Store(data_dir, StoreOptions())
     try:
         ingestion = Ingestion(
@@ -222,7 +225,7 @@ def _post_clef(data_dir: Path, body: bytes, may_acknowledge: bool) -> h11.Respon
             data_dir,
             1,
             lambda *a, **k: None,
-            may_acknowledge=lambda: may_acknowledge,
+            may_acknowledge=lambda: next(answers),
         )
         server = HttpServer(ingestion.handle, _no_app, Limits(), lambda *a, **k: None)
         found: list[h11.Response] = []
@@ -263,11 +266,21 @@ async def _no_app(scope: Any, receive: Any, send: Any) -> None:
     raise AssertionError("only ingestion is asked here")
 
 
-def test_a_node_that_may_not_acknowledge_answers_503_though_the_batch_is_durable(
+def test_a_node_that_does_not_lead_stores_nothing_and_answers_503(tmp_path: Path) -> None:
+    line = b'{"@t":"2024-05-01T10:00:00Z","@mt":"refused before the log"}\n'
+    response = _post_clef(tmp_path, line, leads=[False])
+    assert response.status_code == 503
+    assert dict(response.headers)[b"retry-after"] == b"1"
+    with seqfast.open(tmp_path) as store:
+        assert list(store.events()) == []
+
+
+def test_a_leadership_that_lapses_during_the_commit_answers_503_though_the_batch_is_durable(
     tmp_path: Path,
 ) -> None:
     line = b'{"@t":"2024-05-01T10:00:00Z","@mt":"kept but not acknowledged"}\n'
-    response = _post_clef(tmp_path, line, may_acknowledge=False)
+    # Still the leader when the batch enters the log, no longer once it is durable.
+    response = _post_clef(tmp_path, line, leads=[True, False])
     assert response.status_code == 503
     assert dict(response.headers)[b"retry-after"] == b"1"
     with seqfast.open(tmp_path) as store:
@@ -276,4 +289,4 @@ def test_a_node_that_may_not_acknowledge_answers_503_though_the_batch_is_durable
 
 def test_a_leader_acknowledges_with_201(tmp_path: Path) -> None:
     line = b'{"@t":"2024-05-01T10:00:00Z","@mt":"acknowledged"}\n'
-    assert _post_clef(tmp_path, line, may_acknowledge=True).status_code == 201
+    assert _post_clef(tmp_path, line, leads=[True, True]).status_code == 201

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 import seqfast
-from seqfast.errors import InvalidEvents, StoreLocked
+from seqfast.errors import CommitRefused, InvalidEvents, StoreLocked
 
 
 def clef(*events: dict[str, object]) -> bytes:
@@ -108,6 +108,34 @@ def test_a_rejected_batch_stores_nothing(tmp_path: Path) -> None:
         assert store.stats()["events"] == 0
     with seqfast.open(tmp_path) as store:
         assert list(store.events()) == []
+
+
+def test_a_commit_its_guard_refuses_stores_nothing_and_leaves_no_gap(tmp_path: Path) -> None:
+    # A cluster node's guard is "do I still lead?": once it says no, nothing enters the log,
+    # and what is committed afterwards continues it without a hole (so the log stays
+    # contiguous for recovery and, later, for replicas).
+    asked: list[int] = []
+
+    def refuse() -> bool:
+        asked.append(1)
+        return False
+
+    with seqfast.open(tmp_path) as store:
+        store.ingest_clef(clef({"@t": "2024-01-01T00:00:00Z", "N": 1}))
+        with pytest.raises(CommitRefused, match="refused"):
+            store.ingest_clef(clef({"@t": "2024-01-01T00:00:01Z", "N": 2}), may_commit=refuse)
+        assert asked == [1]
+        # An invalid batch is refused by the shredder before the guard is asked.
+        with pytest.raises(InvalidEvents):
+            store.ingest_clef(b"{\n", may_commit=refuse)
+        assert asked == [1]
+        assert (
+            store.ingest_clef(clef({"@t": "2024-01-01T00:00:02Z", "N": 3}), may_commit=lambda: True)
+            == 1
+        )
+        assert sorted(e["N"] for e in store.events()) == [1, 3]
+    with seqfast.open(tmp_path) as store:  # replayed from the log: lsns 1 and 2, no gap
+        assert sorted(e["N"] for e in store.events()) == [1, 3]
 
 
 def test_second_process_gets_a_clear_error(tmp_path: Path) -> None:

@@ -5,6 +5,11 @@ it: flags, then SEQFAST_* variables, then the config file, then `<data>/cluster.
 works with every node down.  Exit status 0; 1 with a sentence when the database cannot be read;
 2 for bad arguments.
 
+`seqfast node remove NODE_ID` takes a decommissioned node out of the membership in that
+database: only one that is not running (it stopped, or has been silent for a whole lease) and
+does not lead.  Exit status 0 once it is gone; 1 with a sentence saying why it was kept; 2 for
+bad arguments.
+
 `seqfast cluster health` asks a running node's `/health/cluster`, which any node answers for
 the whole cluster.  Exit statuses, for scripts and deployment pipelines:
 
@@ -27,11 +32,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from seqfast.config import Config, ConfigError, config_from_args
 from seqfast.errors import SeqfastError
+
+if TYPE_CHECKING:
+    from seqfast.cluster.lease import Lease
 
 EXIT_HEALTHY: Final = 0
 EXIT_UNHEALTHY: Final = 1
@@ -45,7 +53,7 @@ _Command = Callable[[argparse.Namespace], int]
 
 
 def add_parsers(subparsers: Any) -> None:
-    """Registers `node` (with `list`) and `cluster` (with `health`) on `subparsers`."""
+    """Registers `node` (with `list` and `remove`) and `cluster` (with `health`) on `subparsers`."""
     node: argparse.ArgumentParser = subparsers.add_parser(
         "node", help="the nodes of a cluster", description="The nodes of a cluster."
     )
@@ -55,19 +63,18 @@ def add_parsers(subparsers: Any) -> None:
         help="list the nodes, their roles and heartbeats (reads the cluster database)",
         description="List the nodes of the cluster, from the cluster database.",
     )
-    listing.add_argument("--data", metavar="DIR", help="data directory (default ./seqfast-data)")
-    listing.add_argument(
-        "--cluster-db",
-        metavar="URL",
-        help="SQLAlchemy URL of the cluster database (default <data>/cluster.sqlite)",
-    )
-    listing.add_argument("--cluster-name", metavar="NAME", help="the cluster (default: default)")
-    listing.add_argument(
-        "--timing-profile", metavar="NAME", help="lease timing: default or test (default: default)"
-    )
-    listing.add_argument("--config", metavar="FILE", type=Path, help="the server's config file")
+    _database_arguments(listing)
     listing.add_argument("--json", action="store_true", help="print the /health/cluster document")
     listing.set_defaults(run=_node_list)
+    removal = node_commands.add_parser(
+        "remove",
+        help="take a decommissioned node out of the membership (it must not be running)",
+        description="Remove a node that is not running from the cluster's membership (it "
+        "stopped, or has sent no heartbeat for a whole lease, and it does not lead).",
+    )
+    removal.add_argument("node_id", metavar="NODE_ID", help="the node's id (see `node list`)")
+    _database_arguments(removal)
+    removal.set_defaults(run=_node_remove)
 
     cluster: argparse.ArgumentParser = subparsers.add_parser(
         "cluster", help="the health of a cluster", description="The health of a cluster."
@@ -103,7 +110,22 @@ def add_parsers(subparsers: Any) -> None:
     health.set_defaults(run=_cluster_health)
 
 
-# -- seqfast node list ---------------------------------------------------------------------------
+def _database_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the cluster database is, as `seqfast serve` takes it."""
+    parser.add_argument("--data", metavar="DIR", help="data directory (default ./seqfast-data)")
+    parser.add_argument(
+        "--cluster-db",
+        metavar="URL",
+        help="SQLAlchemy URL of the cluster database (default <data>/cluster.sqlite)",
+    )
+    parser.add_argument("--cluster-name", metavar="NAME", help="the cluster (default: default)")
+    parser.add_argument(
+        "--timing-profile", metavar="NAME", help="lease timing: default or test (default: default)"
+    )
+    parser.add_argument("--config", metavar="FILE", type=Path, help="the server's config file")
+
+
+# -- seqfast node list / remove --------------------------------------------------------------
 
 
 def _node_list(args: argparse.Namespace) -> int:
@@ -126,9 +148,41 @@ def _node_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _node_remove(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args, os.environ)
+    except ConfigError as exc:
+        print(f"seqfast: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        with _open_lease(config) as lease:
+            # A whole lease without a heartbeat: a running node sends one every renewal period.
+            refused = lease.forget(args.node_id, quiet_for=config.timing.lease)
+    except ValueError as exc:
+        print(f"seqfast: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SeqfastError as exc:
+        print(f"seqfast: {exc}", file=sys.stderr)
+        return 1
+    if refused is not None:
+        print(f"seqfast: {refused}", file=sys.stderr)
+        return 1
+    print(f"removed node {args.node_id} from the cluster {config.cluster_name!r}")
+    return 0
+
+
 def read_cluster(config: Config) -> dict[str, Any]:
     """The cluster's state as `/health/cluster` gives it, read from the database directly."""
     from seqfast.api.cluster_routes import cluster_document
+
+    with _open_lease(config) as lease:
+        leader, members = lease.current(), lease.members()
+    return cluster_document(leader, members, dt.datetime.now(dt.UTC), config.timing.lease)
+
+
+def _open_lease(config: Config) -> Lease:
+    """The lease of the configured cluster; a missing default SQLite database is an error here,
+    not a new empty one."""
     from seqfast.cluster.lease import Lease
     from seqfast.meta.db import MetadataError
 
@@ -139,11 +193,9 @@ def read_cluster(config: Config) -> dict[str, Any]:
                 f"there is no cluster database at {path}: give --cluster-db, or the --data "
                 "directory of a node that has run"
             )
-    with Lease(
+    return Lease(
         config.cluster_url, cluster=config.cluster_name, call_timeout=config.timing.call_timeout
-    ) as lease:
-        leader, members = lease.current(), lease.members()
-    return cluster_document(leader, members, dt.datetime.now(dt.UTC), config.timing.lease)
+    )
 
 
 def format_members(document: dict[str, Any]) -> str:

@@ -81,11 +81,14 @@ from sqlalchemy import (
     Text,
     and_,
     cast,
+    delete,
     event,
+    exists,
     extract,
     func,
     literal,
     literal_column,
+    or_,
     select,
     update,
 )
@@ -469,6 +472,45 @@ class Lease:
             )
             for row in rows
         ]
+
+    def forget(self, node_id: str, quiet_for: float) -> str | None:
+        """Removes a decommissioned node from the membership; returns None once it is gone, or
+        why it was not removed.
+
+        Only a node that is not running is removed: its last heartbeat said it stopped, or it
+        has sent none for `quiet_for` seconds (by the database's clock), and it does not hold a
+        live lease.  The check and the delete are one statement, so a node that comes back at
+        that moment is either kept or adds itself again with its next heartbeat."""
+        _check_name("node_id", node_id)
+        _check_seconds("quiet_for", quiet_for)
+        member = and_(NODES.c.cluster == self.cluster, NODES.c.node_id == node_id)
+        leads = exists().where(
+            LEADER.c.cluster == self.cluster,
+            LEADER.c.node_id == node_id,
+            LEADER.c.expires_at > self._db_now(),
+        )
+        quiet = or_(
+            NODES.c.state == "stopped",
+            self._seconds_from_now_until(NODES.c.heartbeat_at) < -quiet_for,
+        )
+        statement = delete(NODES).where(member, quiet, ~leads)
+        with self._errors(self._engine), self._engine.begin() as conn:
+            if conn.execute(statement).rowcount == 1:
+                return None
+        row = next((m for m in self.members() if m.node_id == node_id), None)
+        if row is None:
+            return f"no node {node_id!r} has joined the cluster {self.cluster!r}"
+        leader = self.current()
+        if leader is not None and leader.node_id == node_id and not leader.expired:
+            return (
+                f"node {node_id!r} leads the cluster {self.cluster!r} (epoch {leader.epoch}); "
+                "stop it first"
+            )
+        return (
+            f"node {node_id!r} is running (state {row.state}, last heartbeat "
+            f"{row.heartbeat_age:.1f} s ago); stop it first, or wait until it has been silent "
+            f"for {quiet_for:g} s"
+        )
 
     # -- helpers ---------------------------------------------------------------------------
 

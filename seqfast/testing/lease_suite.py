@@ -481,6 +481,38 @@ def members_are_listed_with_their_heartbeats(db: LeaseDatabase) -> None:
     assert (row.api_url, row.internal_url) == (a.api_url, a.internal_url), row
 
 
+def only_a_node_that_is_not_running_is_forgotten(db: LeaseDatabase) -> None:
+    cluster = _new_cluster()
+    lease = db.lease(cluster)
+    other = db.lease(_new_cluster())
+
+    def node(node_id: str, state: str) -> NodeInfo:
+        return NodeInfo(node_id=node_id, api_url="", internal_url="", state=state)
+
+    lease.heartbeat(node("node-a", "leader"))
+    lease.heartbeat(node("node-b", "follower"))
+    lease.heartbeat(node("node-c", "stopped"))
+    other.heartbeat(node("node-c", "follower"))
+    epoch = lease.acquire("node-a", 10)
+    assert epoch is not None
+
+    leads = lease.forget("node-a", quiet_for=0.2)
+    assert leads is not None and "leads" in leads, leads
+    running = lease.forget("node-b", quiet_for=60)
+    assert running is not None and "running" in running, running
+    assert "no node 'node-x'" in (lease.forget("node-x", quiet_for=60) or "")
+    assert lease.forget("node-c", quiet_for=60) is None  # it said it stopped
+    assert [m.node_id for m in lease.members()] == ["node-a", "node-b"]
+    assert [m.node_id for m in other.members()] == ["node-c"]  # another cluster's is kept
+
+    time.sleep(0.3)  # node-b falls silent; node-a too, but its lease is live
+    assert lease.forget("node-b", quiet_for=0.2) is None
+    assert lease.forget("node-a", quiet_for=0.2) is not None
+    assert lease.release("node-a", epoch)
+    assert lease.forget("node-a", quiet_for=0.2) is None
+    assert lease.members() == []
+
+
 def bad_arguments_are_refused(db: LeaseDatabase) -> None:
     lease = db.lease(_new_cluster())
     refused: list[Callable[[], object]] = [
@@ -494,6 +526,8 @@ def bad_arguments_are_refused(db: LeaseDatabase) -> None:
         lambda: lease.heartbeat(
             NodeInfo(node_id="node-a", api_url="", internal_url="", state="s" * 33)
         ),
+        lambda: lease.forget("", 10),
+        lambda: lease.forget("node-a", -1),
         lambda: db.lease(""),
         lambda: db.lease(_new_cluster(), call_timeout=0),
     ]
@@ -520,6 +554,7 @@ CHECKS: Final[tuple[Callable[[LeaseDatabase], None], ...]] = (
     a_takeover_waits_for_a_fenced_commit,
     the_call_timeout_bounds_a_blocked_call,
     members_are_listed_with_their_heartbeats,
+    only_a_node_that_is_not_running_is_forgotten,
     bad_arguments_are_refused,
 )
 

@@ -1,6 +1,6 @@
-"""`seqfast node list` and `seqfast cluster health` against real nodes on PostgreSQL, and their
-exit statuses (0 healthy, 1 not healthy, 2 bad arguments, 3 unreachable) against stand-in HTTP
-servers that answer what a real cluster answers only at awkward moments."""
+"""`seqfast node list`, `seqfast node remove` and `seqfast cluster health` against real nodes on
+PostgreSQL, and their exit statuses (0 healthy, 1 not healthy, 2 bad arguments, 3 unreachable)
+against stand-in HTTP servers that answer what a real cluster answers only at awkward moments."""
 
 from __future__ import annotations
 
@@ -122,6 +122,32 @@ def test_node_list_shows_every_member_and_the_leader_even_with_every_node_down(
     assert {m["NodeId"]: m["Role"] for m in after["Members"]} == {
         node.node_id(): "stopped" for node in nodes
     }
+
+
+def test_node_remove_takes_out_a_stopped_node_and_refuses_a_running_one(
+    cluster: NodeFactory, cluster_name: str
+) -> None:
+    nodes = cluster(2)
+    document = settled(nodes, members=2)
+    leader_id = document["Leader"]["NodeId"]
+    (follower,) = [node for node in nodes if node.node_id() != leader_id]
+    where = ("--cluster-db", POSTGRES_URL, "--cluster-name", cluster_name)
+
+    for running in (leader_id, follower.node_id()):
+        kept = run_seqfast("node", "remove", running, *where)
+        assert kept.returncode == 1, kept.stdout
+        assert kept.stderr.startswith("seqfast: ") and "stop it first" in kept.stderr
+        assert "Traceback" not in kept.stderr
+    unknown = run_seqfast("node", "remove", "never-joined", *where)
+    assert unknown.returncode == 1 and "no node 'never-joined'" in unknown.stderr
+
+    follower.stop()  # decommissioned: its last heartbeat says "stopped"
+    done = run_seqfast("node", "remove", follower.node_id(), *where)
+    assert done.returncode == 0, done.stderr
+    assert follower.node_id() in done.stdout
+    listed = json.loads(run_seqfast("node", "list", *where, "--json").stdout)
+    assert [m["NodeId"] for m in listed["Members"]] == [leader_id]
+    assert listed["Leader"]["NodeId"] == leader_id
 
 
 def test_node_list_reads_a_standalone_nodes_data_directory(standalone: Node) -> None:

@@ -15,7 +15,8 @@ one trio nursery:
   lease task is stuck in.
 - **dispatcher** (dispatcher.py): executes the machine's commands from the bounded command
   queue (commands.py); the leader duties run in its leader nursery.
-- **heartbeat**: every `renew_every`, the node's row in `nodes` (addresses, role).
+- **heartbeat**: every `renew_every`, and at once when the role changes, the node's row in
+  `nodes` (addresses, role).
 - **alive** (with a monitor): tells the watchdog process that the event loop runs.
 
 The monitor (monitor.py) is told the command queue's depth, each command's start and end (it
@@ -230,6 +231,10 @@ class NodeRuntime:
         self._failure: str | None = None
         self._db_trouble: str | None = None
         self._heartbeat_trouble: str | None = None
+        # Set when the role differs from the one last recorded, so that the membership shows a
+        # new follower or leader at once rather than up to a renewal period later.
+        self._role_changed = trio.Event()
+        self._recorded_role: str | None = None
 
     # -- what the HTTP layer reads -----------------------------------------------------------
 
@@ -374,6 +379,8 @@ class NodeRuntime:
 
     def _publish(self) -> None:
         machine = self._machine
+        if self.role != self._recorded_role:
+            self._role_changed.set()
         deadline = machine.leader_deadline
         if machine.state in _LEADING and deadline is not None:
             self._leader, self._leader_epoch = self._node, machine.epoch
@@ -603,6 +610,8 @@ class NodeRuntime:
         self._db_trouble = reason
 
     async def _heartbeat_once(self) -> None:
+        self._recorded_role = self.role
+        self._role_changed = trio.Event()
         info = dataclasses.replace(self._node, state=self.role, version=self._version())
         try:
             with trio.fail_after(self._timing.call_timeout):
@@ -621,7 +630,8 @@ class NodeRuntime:
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            await trio.sleep(self._timing.renew_every)
+            with trio.move_on_after(self._timing.renew_every):
+                await self._role_changed.wait()
             await self._heartbeat_once()
 
     def _version(self) -> str:

@@ -369,6 +369,29 @@ def test_the_node_that_acquires_runs_its_leader_duties(cluster: Cluster) -> None
     assert started[0].at <= cluster.duties.of("a")[0].start
 
 
+def test_the_membership_shows_a_new_role_at_once(cluster: Cluster) -> None:
+    a, b = cluster.node("a"), cluster.node("b")
+
+    def recorded(node: Node) -> str | None:
+        rows = {m.node_id: m.state for m in node.lease.lease.members()}
+        return rows.get(node.runtime.node.node_id)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a.runtime.run)
+            await until(lambda: a.runtime.role == "leader")
+            # Well within one renewal period of the change, not at the next periodic heartbeat.
+            await until(lambda: recorded(a) == "leader", limit=T.renew_every / 4)
+            await nursery.start(b.runtime.run)
+            await until(lambda: b.runtime.role == "follower")
+            await until(lambda: recorded(b) == "follower", limit=T.renew_every / 4)
+            b.runtime.shutdown()
+            a.runtime.shutdown()
+
+    run(main)
+    assert recorded(a) == recorded(b) == "stopped"
+
+
 def test_renewals_keep_the_leader_leading(cluster: Cluster) -> None:
     a = cluster.node("a")
 

@@ -24,6 +24,8 @@ seqfast is refused rather than misread.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,7 +164,7 @@ def _sqlite_engine(url: URL, *, create: bool) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enter_wal(cursor)
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
@@ -172,6 +174,25 @@ def _sqlite_engine(url: URL, *, create: bool) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _enter_wal(cursor: Any) -> None:
+    """Switches the database to WAL, retrying while another connection holds the lock.
+
+    Switching the journal mode of a new database takes an exclusive lock, and SQLite answers
+    "database is locked" at once instead of going through the busy handler, so several
+    processes or threads opening a new database at the same moment would fail without this;
+    once the database is in WAL mode (it stays so), the statement needs no such lock.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _postgresql_engine(url: URL) -> Engine:

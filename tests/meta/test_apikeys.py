@@ -529,6 +529,28 @@ def test_concurrent_first_opens_create_the_schema_once(database: Database) -> No
     assert len(ApiKeys(engine).list()) == 6
 
 
+def test_many_openers_of_a_new_sqlite_database_at_the_same_moment_all_succeed(
+    tmp_path: Path,
+) -> None:
+    # Switching a new database to WAL takes an exclusive lock that SQLite refuses at once
+    # ("database is locked") rather than waiting for: the first opens must wait their turn.
+    # Repeated, because each round loses that race only now and then.
+    for round_ in range(40):
+        url = f"sqlite:///{tmp_path / f'round{round_}' / 'metadata.sqlite'}"
+        engines: list[Engine] = []
+
+        def open_and_use(i: int, url: str = url, engines: list[Engine] = engines) -> None:
+            engine = open_metadata(url)
+            engines.append(engine)
+            ApiKeys(engine).create(f"opener {i}")
+
+        try:
+            run_threads(6, open_and_use)
+        finally:
+            for engine in engines:
+                engine.dispose()
+
+
 def test_migration_steps_run_once_in_order_and_roll_back_on_failure(database: Database) -> None:
     engine = database.open()
     ran: list[int] = []

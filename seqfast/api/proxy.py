@@ -15,6 +15,12 @@ A request to switch protocols (the live tail's WebSocket) is forwarded with its 
 the leader answers 101, the connection becomes a byte tunnel between client and leader until
 either side closes.
 
+Connections to the leader are kept alive and reused (a small pool of idle ones per leader
+address): a new TCP connection per forwarded request cost the leader about a third more CPU
+per ingested event.  Only a connection whose exchange ended cleanly goes back to the pool, and
+only for a few seconds; one that fails on reuse before any answer arrived, while the request
+body was not yet consumed, is replaced by a fresh connection once.
+
 A forwarded request carries `X-Seqfast-Proxied-By`; a node that receives one while it is not
 the leader answers 503 instead of forwarding again, so two nodes with stale views of the leader
 cannot bounce a request between them.
@@ -24,8 +30,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import select
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 from urllib.parse import urlsplit
 
@@ -60,6 +68,11 @@ HOP_BY_HOP: Final = frozenset(
 )
 NO_LEADER_RETRY_AFTER: Final = 1
 FAILURE_LOG_INTERVAL: Final = 5.0  # seconds between reports of failed forwards
+# Idle connections kept per upstream address: enough for the few clients that usually feed a
+# follower at once (a burst beyond it opens extra connections, closed after their exchange).
+POOL_IDLE_PER_UPSTREAM: Final = 8
+# How often the idle connections are looked over (expired ones closed), at most.
+POOL_SWEEP_INTERVAL: Final = 1.0
 
 
 def forwarded_path(path: str) -> bool:
@@ -122,14 +135,113 @@ class ProxyTimeouts:
     commit on the leader)."""
     idle: float = 30.0
     """Without progress while sending the body to the upstream or relaying its response."""
+    pooled: float = 4.0
+    """How long an idle connection to the upstream is kept for reuse.  Far below the
+    leader's keep-alive timeout (`Limits.keepalive_timeout`, 75 s by default), so that the
+    leader hardly ever closes one just as it is reused."""
 
 
 class _UpstreamFailed(Exception):
     """The upstream node could not be reached or did not answer; nothing was relayed."""
 
 
+class _UpstreamGone(_UpstreamFailed):
+    """The connection failed or was closed by the upstream (not a timeout, not bad HTTP)."""
+
+
 class _UpstreamClosed(Exception):
     """The upstream closed its side while the request was being sent."""
+
+
+@dataclass(eq=False)
+class _Link:
+    """One connection to an upstream node with its HTTP/1.1 client state, and what of the
+    current exchange has happened on it (which decides whether a failure may be retried)."""
+
+    stream: trio.SocketStream
+    client: h11.Connection
+    reused: bool = False
+    body_taken: bool = False
+    """Part of the client's request body was read to be sent: it cannot be sent again."""
+    answered: bool = False
+    """Bytes of a response arrived."""
+    idle_since: float = 0.0
+
+    def close(self) -> None:
+        # Synchronous (the socket's own close): callable from anywhere, cannot be cancelled.
+        self.stream.socket.close()
+
+
+def _looks_idle(stream: trio.SocketStream) -> bool:
+    """Whether an idle connection shows nothing to read: a leader that closed it (EOF, reset)
+    or sent something unasked makes it readable, and it must not carry a request."""
+    try:
+        fileno = stream.socket.fileno()
+        if not hasattr(select, "poll"):  # Windows, where `select` limits the count, not fd numbers
+            return not select.select([fileno], [], [], 0)[0]
+        poller = select.poll()
+        poller.register(fileno, select.POLLIN | select.POLLPRI)
+        return not poller.poll(0)
+    except (OSError, ValueError):  # closed already (fileno -1)
+        return False
+
+
+@dataclass(eq=False)
+class _Pool:
+    """Idle keep-alive connections per upstream address, newest last."""
+
+    size: int
+    max_idle: float
+    idle: dict[tuple[str, int], deque[_Link]] = field(default_factory=dict)
+    sweeping: bool = False
+
+    def take(self, address: tuple[str, int]) -> _Link | None:
+        links = self.idle.get(address)
+        now = trio.current_time()
+        while links:
+            link = links.pop()  # the newest: the least likely to have been closed meanwhile
+            if now - link.idle_since < self.max_idle and _looks_idle(link.stream):
+                link.reused, link.body_taken, link.answered = True, False, False
+                return link
+            link.close()
+        return None
+
+    def put(self, address: tuple[str, int], link: _Link) -> None:
+        link.idle_since = trio.current_time()
+        links = self.idle.setdefault(address, deque())
+        links.append(link)
+        while len(links) > self.size:
+            links.popleft().close()
+        if not self.sweeping:
+            # Every idle connection is closed within `max_idle` even when no request comes
+            # (say the leader moved elsewhere), and all of them when the event loop ends (a
+            # shutdown): a system task outlives the request that started it.
+            self.sweeping = True
+            trio.lowlevel.spawn_system_task(self._sweep, name="seqfast proxy pool sweeper")
+
+    async def _sweep(self) -> None:
+        try:
+            while self.idle:
+                await trio.sleep(min(POOL_SWEEP_INTERVAL, self.max_idle))
+                self.close_expired()
+        finally:
+            self.sweeping = False
+            if self.idle:  # cancelled: the event loop is ending
+                self.close_all()
+
+    def close_expired(self) -> None:
+        oldest = trio.current_time() - self.max_idle
+        for address, links in list(self.idle.items()):
+            while links and links[0].idle_since <= oldest:
+                links.popleft().close()
+            if not links:
+                del self.idle[address]
+
+    def close_all(self) -> None:
+        for links in self.idle.values():
+            for link in links:
+                link.close()
+        self.idle.clear()
 
 
 class Proxy:
@@ -150,6 +262,7 @@ class Proxy:
         # During a failover every forwarded request fails alike: log one in a while, counted.
         self._last_failure_logged = -math.inf
         self._failures_unlogged = 0
+        self._pool = _Pool(POOL_IDLE_PER_UPSTREAM, timeouts.pooled)
 
     def unavailable(self, reason: str) -> Response:
         return error_response(503, reason, [("Retry-After", str(self.retry_after_seconds))])
@@ -160,29 +273,71 @@ class Proxy:
         """Relays `request` to `upstream` and its response back; None once the response is
         written, or a 503 to send when the upstream could not be reached."""
         try:
-            stream = await self._connect(upstream)
-        except _UpstreamFailed as exc:
+            address = upstream.address()
+        except ValueError as exc:
             return self._failed(upstream, request, str(exc))
-        try:
-            client = h11.Connection(h11.CLIENT)
+        link = self._pool.take(address)
+        while True:
+            if link is None:
+                try:
+                    link = _Link(await self._connect(address), h11.Connection(h11.CLIENT))
+                except _UpstreamFailed as exc:
+                    return self._failed(upstream, request, str(exc))
             try:
-                await self._send_request(stream, client, upstream, request)
-                head = await self._receive_head(stream, client)
-            except _UpstreamFailed as exc:
+                await self._send_request(link, upstream, request)
+                head = await self._receive_head(link)
+                break
+            except _UpstreamGone as exc:
+                link.close()
+                # A kept connection the leader closed just before (or as) it was reused: the
+                # request did not get an answer and, with nothing of its body consumed, can go
+                # out again as it came, once, on a new connection.  (Had the leader acted on
+                # it and died before answering, the 503 below would have the client retry it
+                # anyway.)
+                if link.reused and not link.answered and not link.body_taken:
+                    link = None
+                    continue
                 return self._failed(upstream, request, str(exc))
+            except _UpstreamFailed as exc:
+                link.close()
+                return self._failed(upstream, request, str(exc))
+            except BaseException:
+                link.close()
+                raise
+        reusable = False
+        try:
             if isinstance(head, h11.InformationalResponse):
-                await self._tunnel(stream, client, head, request, server)
+                await self._tunnel(link, head, request, server)
                 raise trio.ClosedResourceError("the switched connection is over")
-            await self._relay_response(stream, client, head, request, server)
+            await self._relay_response(link, head, request, server)
+            reusable = self._reusable(link, request, server)
         finally:
-            with trio.move_on_after(1) as cleanup:
-                cleanup.shield = True
-                await stream.aclose()
+            if reusable:
+                link.client.start_next_cycle()
+                self._pool.put(address, link)
+            else:
+                with trio.move_on_after(1) as cleanup:
+                    cleanup.shield = True
+                    await link.stream.aclose()
         if not request.body_done or request._conn.our_state is not h11.DONE:
             # The client's body was not read whole (the upstream answered early) or the
             # response was marked "connection: close": this connection cannot carry another.
             raise trio.ClosedResourceError("the forwarded exchange ends the connection")
         return None
+
+    @staticmethod
+    def _reusable(link: _Link, request: Request, server: HttpServer) -> bool:
+        """Whether the upstream connection can carry another request, its exchange over: both
+        sides done by h11 (neither said `Connection: close`, the whole body went out), nothing
+        unasked behind the response, no protocol switch asked for, and no shutdown under way."""
+        client = link.client
+        return (
+            client.our_state is h11.DONE
+            and client.their_state is h11.DONE
+            and not client.trailing_data[0]
+            and not is_upgrade(request)
+            and not server.draining
+        )
 
     def _failed(self, upstream: Upstream, request: Request, why: str) -> Response:
         now = trio.current_time()
@@ -207,11 +362,8 @@ class Proxy:
             "retry shortly"
         )
 
-    async def _connect(self, upstream: Upstream) -> trio.SocketStream:
-        try:
-            host, port = upstream.address()
-        except ValueError as exc:
-            raise _UpstreamFailed(str(exc)) from None
+    async def _connect(self, address: tuple[str, int]) -> trio.SocketStream:
+        host, port = address
         with trio.move_on_after(self.timeouts.connect):
             try:
                 return await trio.open_tcp_stream(host, port)
@@ -254,13 +406,7 @@ class Proxy:
         headers.append((PROXIED_BY.encode(), self.node_id.encode()))
         return headers
 
-    async def _send_request(
-        self,
-        stream: trio.SocketStream,
-        client: h11.Connection,
-        upstream: Upstream,
-        request: Request,
-    ) -> None:
+    async def _send_request(self, link: _Link, upstream: Upstream, request: Request) -> None:
         head = h11.Request(
             method=request.method,
             target=request.target.encode("latin-1"),
@@ -269,8 +415,10 @@ class Proxy:
         try:
             # Inside the same guard as the body: an upstream that closes as the head goes out
             # (a leader dying) is answered below by `_receive_head` as a clean 503.
+            stream, client = link.stream, link.client
             await self._send_upstream(stream, client.send(head))
             async for chunk in request.body_chunks():
+                link.body_taken = True
                 await self._send_upstream(stream, client.send(h11.Data(data=chunk)))
             await self._send_upstream(stream, client.send(h11.EndOfMessage()))
         except _UpstreamClosed:
@@ -289,15 +437,13 @@ class Proxy:
         if scope.cancelled_caught:
             raise _UpstreamFailed(f"it accepted no request data for {self.timeouts.idle:g} s")
 
-    async def _receive_head(
-        self, stream: trio.SocketStream, client: h11.Connection
-    ) -> h11.Response | h11.InformationalResponse:
+    async def _receive_head(self, link: _Link) -> h11.Response | h11.InformationalResponse:
         """The response head; a 101 (Switching Protocols) too, which only an upgrade request
         can get."""
         deadline = trio.current_time() + self.timeouts.response
         while True:
             event = await self._next(
-                stream, client, deadline, f"no response within {self.timeouts.response:g} s"
+                link, deadline, f"no response within {self.timeouts.response:g} s"
             )
             if isinstance(event, h11.Response):
                 return event
@@ -305,18 +451,17 @@ class Proxy:
                 if event.status_code == 101:
                     return event
                 continue  # 100 Continue: the body was sent anyway
-            raise _UpstreamFailed("it closed the connection without answering")
+            raise _UpstreamGone("it closed the connection without answering")
 
-    async def _next(
-        self, stream: trio.SocketStream, client: h11.Connection, deadline: float, late: str
-    ) -> object:
+    async def _next(self, link: _Link, deadline: float, late: str) -> object:
         """The next event from the upstream; `late` says what went wrong at the deadline."""
+        stream, client = link.stream, link.client
         while True:
             try:
                 event = client.next_event()
             except h11.RemoteProtocolError as exc:
                 if client.trailing_data[1]:
-                    raise _UpstreamFailed("it closed the connection before answering") from None
+                    raise _UpstreamGone("it closed the connection before answering") from None
                 raise _UpstreamFailed(f"its answer is not valid HTTP ({exc})") from None
             if event is not h11.NEED_DATA:
                 return event
@@ -324,15 +469,15 @@ class Proxy:
                 try:
                     data = await stream.receive_some(RECEIVE_BYTES)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    raise _UpstreamFailed(f"the connection failed ({exc})") from None
+                    raise _UpstreamGone(f"the connection failed ({exc})") from None
+                link.answered = link.answered or bool(data)
                 client.receive_data(bytes(data))
                 continue
             raise _UpstreamFailed(late)
 
     async def _tunnel(
         self,
-        stream: trio.SocketStream,
-        client: h11.Connection,
+        link: _Link,
         head: h11.InformationalResponse,
         request: Request,
         server: HttpServer,
@@ -341,6 +486,7 @@ class Proxy:
         closes (the WebSocket's own close handshake has happened by then) or the server drains
         (a shutdown: the client reconnects to another node)."""
         conn, downstream = request._conn, request._stream
+        stream, client = link.stream, link.client
         headers = end_to_end_headers(list(head.headers))
         headers += [(b"connection", b"upgrade"), (b"via", self.via)]
         headers.append((PROXIED_BY.encode(), self.node_id.encode()))
@@ -378,8 +524,7 @@ class Proxy:
 
     async def _relay_response(
         self,
-        stream: trio.SocketStream,
-        client: h11.Connection,
+        link: _Link,
         head: h11.Response,
         request: Request,
         server: HttpServer,
@@ -402,8 +547,7 @@ class Proxy:
         while True:
             try:
                 event = await self._next(
-                    stream,
-                    client,
+                    link,
                     trio.current_time() + self.timeouts.idle,
                     f"no data for {self.timeouts.idle:g} s",
                 )

@@ -11,8 +11,10 @@ import http.server
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.pool import ThreadPool
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -57,8 +59,16 @@ class Upstream:
     half_received: threading.Event = field(default_factory=threading.Event)
     # /big waits on `go_on` after sending the first half of its body.
     go_on: threading.Event = field(default_factory=threading.Event)
-    # /hang waits on this before answering.
+    # /hang waits on this before answering, /stall before the second half of its body.
     release: threading.Event = field(default_factory=threading.Event)
+    # When set, the next request is read and its connection closed without an answer (as by
+    # a leader that closed a kept connection just as the request arrived); then it clears.
+    drop_next: threading.Event = field(default_factory=threading.Event)
+    # Connections accepted and closed (after their last request) so far, and the open ones.
+    accepted: int = 0
+    closed: int = 0
+    connections: list[socket.socket] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     server: http.server.ThreadingHTTPServer | None = None
 
     @property
@@ -119,6 +129,11 @@ def _handler(state: Upstream) -> type[http.server.BaseHTTPRequestHandler]:
                 self.wfile.write(body)
 
         def _any(self) -> None:
+            if state.drop_next.is_set():
+                state.drop_next.clear()
+                self._record()
+                self.close_connection = True
+                return
             seen = self._record()
             path = urlsplit(self.path).path
             query = parse_qs(urlsplit(self.path).query)
@@ -143,6 +158,16 @@ def _handler(state: Upstream) -> type[http.server.BaseHTTPRequestHandler]:
             elif path == "/api/hang":
                 state.release.wait(WAIT)
                 self._json(200, {"Late": True})
+            elif path == "/api/close":
+                self._json(200, {"Closing": True}, [("Connection", "close")])
+            elif path == "/api/stall":
+                self.send_response(200)
+                self.send_header("Content-Length", "10")
+                self.end_headers()
+                self.wfile.write(b"12345")
+                self.wfile.flush()
+                state.release.wait(WAIT)
+                self.wfile.write(b"67890")
             else:
                 self._json(200, {"Length": seen.length, "Sha256": seen.sha256})
 
@@ -194,8 +219,26 @@ def pattern(offset: int, size: int) -> bytes:
     return repeated[start : start + size]
 
 
+class _CountingServer(http.server.ThreadingHTTPServer):
+    """Counts the connections it accepts and closes in its `state`."""
+
+    state: Upstream
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.state.lock:
+            self.state.accepted += 1
+            self.state.connections.append(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        with self.state.lock:
+            self.state.closed += 1
+
+
 def start_upstream(state: Upstream) -> Callable[[], None]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server = _CountingServer(("127.0.0.1", 0), _handler(state))
+    server.state = state
     server.daemon_threads = True
     state.server = server
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
@@ -308,7 +351,9 @@ def roles(upstream: Upstream) -> Roles:
 
 @pytest.fixture
 def front(roles: Roles) -> Iterator[Front]:
-    server = Front(roles).start()
+    # Idle connections to the leader outlive every wait of a test: one that closes during a
+    # test was closed on purpose, not because it aged out.
+    server = Front(roles, timeouts=ProxyTimeouts(pooled=3 * WAIT)).start()
     yield server
     server.stop()
 
@@ -599,18 +644,24 @@ def read_responses(sock: socket.socket, count: int) -> list[Parsed]:
     return found
 
 
+def _open_tunnel(sock: socket.socket) -> bytes:
+    """Asks for an upgrade and reads until the leader's echo of the first line of the new
+    protocol, which travels with the request head; returns what was received."""
+    sock.sendall(
+        b"GET /api/echo-upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\n\r\nfirst\n"
+    )
+    received = b""
+    while b"echo: first\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed early after {received!r}"
+        received += chunk
+    return received
+
+
 def test_an_upgrade_is_tunnelled_both_ways(front: Front, upstream: Upstream) -> None:
     with front.connect() as sock:
-        # The first line of the new protocol travels with the request head.
-        sock.sendall(
-            b"GET /api/echo-upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
-            b"Upgrade: websocket\r\n\r\nfirst\n"
-        )
-        received = b""
-        while b"echo: first\n" not in received:
-            chunk = sock.recv(65536)
-            assert chunk, f"closed early after {received!r}"
-            received += chunk
+        received = _open_tunnel(sock)
         head, _, rest = received.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
         lowered = head.lower()
@@ -631,3 +682,171 @@ def test_an_upgrade_is_tunnelled_both_ways(front: Front, upstream: Upstream) -> 
     seen = upstream.seen[-1]
     assert seen.header("Upgrade") == ["websocket"]
     assert seen.header("Connection") == ["upgrade"]
+
+
+# -- kept connections to the leader --------------------------------------------------------------
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _echo_ok(front: Front, body: bytes = b"abc", target: str = "/api/events/raw") -> None:
+    status, _, answer = request(front, "POST", target, body)
+    assert status == 200, answer
+    assert json.loads(answer) == {"Length": len(body), "Sha256": hashlib.sha256(body).hexdigest()}
+
+
+def test_forwarded_requests_reuse_one_connection_to_the_leader(
+    front: Front, upstream: Upstream
+) -> None:
+    # Each request comes on a client connection of its own; the leader still sees one.
+    for i in range(6):
+        _echo_ok(front, b"x" * i)
+    status, headers, _ = request(front, "GET", "/api/status?code=200")
+    assert status == 200 and headers["X-Custom"] == "kept"
+    assert len(upstream.seen) == 7
+    assert upstream.accepted == 1
+    assert upstream.closed == 0
+
+
+def test_a_response_with_connection_close_is_not_reused(front: Front, upstream: Upstream) -> None:
+    for _ in range(2):
+        status, _, answer = request(front, "GET", "/api/close")
+        assert status == 200
+        assert json.loads(answer) == {"Closing": True}
+    assert upstream.accepted == 2
+    # The follower closed its side of each as well: nothing is left half-open on the leader.
+    assert wait_until(lambda: upstream.closed == 2)
+    _echo_ok(front)
+    assert upstream.accepted == 3
+
+
+def test_a_kept_connection_the_leader_closed_while_idle_is_not_used(
+    front: Front, upstream: Upstream
+) -> None:
+    _echo_ok(front)
+    # The leader closes the idle connection (its keep-alive timeout, a restart, a drain).
+    for conn in upstream.connections:
+        conn.shutdown(socket.SHUT_RDWR)
+    assert wait_until(lambda: upstream.closed == 1)
+    _echo_ok(front, b"after the close")
+    assert upstream.accepted == 2
+
+
+def test_a_request_without_body_is_retried_when_a_kept_connection_fails_unanswered(
+    front: Front, upstream: Upstream
+) -> None:
+    _echo_ok(front)
+    # The leader closes the kept connection just as the request arrives, before answering.
+    upstream.drop_next.set()
+    status, _, answer = request(front, "GET", "/api/things")
+    assert status == 200, answer
+    assert [s.target for s in upstream.seen[1:]] == ["/api/things", "/api/things"]
+    assert upstream.accepted == 2
+
+
+def test_a_request_whose_body_went_out_is_not_retried_but_answered_503(
+    front: Front, upstream: Upstream
+) -> None:
+    _echo_ok(front)
+    upstream.drop_next.set()
+    error = _assert_unavailable(*request(front, "POST", "/ingest/clef", b'{"@mt":"once"}'))
+    assert "leader-node" in error and "cannot be reached" in error
+    # The body was consumed on the way to the failed connection: not sent a second time.
+    assert [s.target for s in upstream.seen[1:]] == ["/ingest/clef"]
+    # And the next request goes through as usual.
+    _echo_ok(front)
+
+
+def test_an_upgrade_tunnel_is_never_reused(front: Front, upstream: Upstream) -> None:
+    with front.connect() as sock:
+        _open_tunnel(sock)
+    # The client left the tunnel without the leader closing it: the follower closes the
+    # leader's side rather than keep it for HTTP requests.
+    assert wait_until(lambda: upstream.closed == 1)
+    _echo_ok(front)
+    assert upstream.accepted == 2
+
+
+def test_a_declined_upgrade_is_not_reused(front: Front, upstream: Upstream) -> None:
+    # The leader answers an upgrade request with a plain response (no protocol switch).
+    status, _, _ = request(
+        front, "GET", "/api/status?code=200", headers={"Connection": "Upgrade", "Upgrade": "x"}
+    )
+    assert status == 200
+    assert upstream.seen[-1].header("Upgrade") == ["x"]
+    assert wait_until(lambda: upstream.closed == 1)
+    _echo_ok(front)
+    assert upstream.accepted == 2
+
+
+def test_a_response_broken_off_midway_is_not_reused(upstream: Upstream, roles: Roles) -> None:
+    front = Front(roles, timeouts=ProxyTimeouts(idle=0.5)).start()
+    try:
+        with front.connect() as sock:
+            sock.sendall(b"GET /api/stall HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        # Half a body, then the follower cut the response short.
+        assert received.startswith(b"HTTP/1.1 200 ")
+        assert received.endswith(b"\r\n\r\n12345")
+        # The leader is still in the middle of that response: the next request must not be
+        # sent after it on the same connection.
+        _echo_ok(front)
+        assert upstream.accepted == 2
+    finally:
+        front.stop()
+
+
+def test_after_a_leader_change_requests_go_to_the_new_leader_and_old_connections_close(
+    upstream: Upstream, roles: Roles
+) -> None:
+    front = Front(roles, timeouts=ProxyTimeouts(pooled=0.5)).start()
+    other = Upstream()
+    stop_other = start_upstream(other)
+    try:
+        _echo_ok(front)
+        roles.leader = FakeLeader("new-leader", other.url)
+        _echo_ok(front)
+        _echo_ok(front)
+        assert (upstream.accepted, len(upstream.seen)) == (1, 1)
+        assert (other.accepted, len(other.seen)) == (1, 2)
+        # Without any further request, the former leader's idle connection is closed.
+        assert wait_until(lambda: upstream.closed == 1, 5.0)
+    finally:
+        front.stop()
+        stop_other()
+
+
+def test_idle_connections_are_closed_when_the_server_stops(
+    upstream: Upstream, roles: Roles
+) -> None:
+    front = Front(roles, timeouts=ProxyTimeouts(pooled=60)).start()
+    try:
+        _echo_ok(front)
+        assert upstream.closed == 0
+    finally:
+        front.stop()
+    assert wait_until(lambda: upstream.closed == 1, 5.0)
+
+
+def test_at_most_a_few_idle_connections_are_kept_per_leader(
+    front: Front, upstream: Upstream
+) -> None:
+    # Ten requests at once need ten connections; afterwards only eight stay open.
+    with ThreadPool(10) as pool:
+        answers = pool.map_async(lambda _: request(front, "GET", "/api/hang"), range(10))
+        assert wait_until(lambda: upstream.accepted == 10)
+        upstream.release.set()
+        assert all(status == 200 for status, _, _ in answers.get(WAIT))
+    assert wait_until(lambda: upstream.closed == 2)
+    for _ in range(8):
+        _echo_ok(front)
+    assert upstream.accepted == 10

@@ -61,6 +61,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -1370,8 +1371,10 @@ def main(argv: list[str] | None = None) -> int:
         if "error" not in report["sustained"]:
             rate = report["sustained"]["events_per_second"]
             print(f"embedded, looping: {rate:,.0f} events/s", file=sys.stderr)
-    try:
-        report["http"] = run_http(
+    ok = _record(
+        report,
+        "http",
+        lambda: run_http(
             path,
             args.workdir / "http",
             args.seconds,
@@ -1381,14 +1384,11 @@ def main(argv: list[str] | None = None) -> int:
             args.server_arg,
             args.profile,
             args.keep,
-        )
-    except RuntimeError as exc:
-        report["http"] = {"error": str(exc)}
-    report["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    h, emb, sus = report.get("http"), report.get("embedded"), report.get("sustained")
-    ok = h is not None and "error" not in h
+        ),
+    )
+    h, emb, sus = report["http"], report.get("embedded"), report.get("sustained")
     ratios: Result = {"http_vs_embedded": None, "http_vs_sustained": None}
-    if h is not None and ok:
+    if ok:
         for key, base in (("http_vs_embedded", emb), ("http_vs_sustained", sus)):
             if base and "error" not in base:
                 ratios[key] = h["events_per_second"] / base["events_per_second"]
@@ -1396,6 +1396,17 @@ def main(argv: list[str] | None = None) -> int:
     print(format_report(report))
     _write_json(args.json, report)
     return 0 if ok else 1
+
+
+def _record(report: Result, key: str, run: Callable[[], Result]) -> bool:
+    """Runs one HTTP measurement into `report[key]` (its error instead, if the servers could
+    not be run) and notes the load after it; whether it succeeded."""
+    try:
+        report[key] = run()
+    except RuntimeError as exc:
+        report[key] = {"error": str(exc)}
+    report["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    return "error" not in report[key]
 
 
 def _write_json(out: Path | None, report: Result) -> None:
@@ -1407,8 +1418,10 @@ def _write_json(out: Path | None, report: Result) -> None:
 def _main_via_follower(args: argparse.Namespace, path: Path, report: Result) -> int:
     report["settings"]["rounds"] = args.rounds
     report["settings"]["embedded_repeat"] = 0
-    try:
-        report["via_follower"] = run_via_follower(
+    ok = _record(
+        report,
+        "via_follower",
+        lambda: run_via_follower(
             path,
             args.workdir / "http",
             args.seconds,
@@ -1420,13 +1433,11 @@ def _main_via_follower(args: argparse.Namespace, path: Path, report: Result) -> 
             args.cluster_db,
             args.profile,
             args.keep,
-        )
-    except RuntimeError as exc:
-        report["via_follower"] = {"error": str(exc)}
-    report["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+        ),
+    )
     print(format_via_follower(report))
     _write_json(args.json, report)
-    return 0 if "error" not in report["via_follower"] else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

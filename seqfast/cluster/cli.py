@@ -128,17 +128,28 @@ def _database_arguments(parser: argparse.ArgumentParser) -> None:
 # -- seqfast node list / remove --------------------------------------------------------------
 
 
-def _node_list(args: argparse.Namespace) -> int:
-    try:
-        config = config_from_args(args, os.environ)
-    except ConfigError as exc:
-        print(f"seqfast: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        document = read_cluster(config)
-    except SeqfastError as exc:
-        print(f"seqfast: {exc}", file=sys.stderr)
-        return 1
+def _on_the_database(run: Callable[[argparse.Namespace, Config], int]) -> _Command:
+    """A command on the cluster database, found as `seqfast serve` finds it: bad settings exit
+    2 with a sentence, a database that cannot be used exits 1 with one."""
+
+    def command(args: argparse.Namespace) -> int:
+        try:
+            config = config_from_args(args, os.environ)
+        except ConfigError as exc:
+            print(f"seqfast: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            return run(args, config)
+        except SeqfastError as exc:
+            print(f"seqfast: {exc}", file=sys.stderr)
+            return 1
+
+    return command
+
+
+@_on_the_database
+def _node_list(args: argparse.Namespace, config: Config) -> int:
+    document = read_cluster(config)
     if args.json:
         print(json.dumps(document, indent=2))
     elif document["Members"]:
@@ -148,22 +159,15 @@ def _node_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _node_remove(args: argparse.Namespace) -> int:
-    try:
-        config = config_from_args(args, os.environ)
-    except ConfigError as exc:
-        print(f"seqfast: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+@_on_the_database
+def _node_remove(args: argparse.Namespace, config: Config) -> int:
     try:
         with _open_lease(config) as lease:
             # A whole lease without a heartbeat: a running node sends one every renewal period.
             refused = lease.forget(args.node_id, quiet_for=config.timing.lease)
-    except ValueError as exc:
+    except ValueError as exc:  # not a node id
         print(f"seqfast: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except SeqfastError as exc:
-        print(f"seqfast: {exc}", file=sys.stderr)
-        return 1
     if refused is not None:
         print(f"seqfast: {refused}", file=sys.stderr)
         return 1
